@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+// Runs every test file under test/ with Node's own test runner. Node 20 neither expands globs nor
+// finds .ts files by default (and then "passes" with zero tests), so we list the files ourselves.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 18)) {
+  console.error(`checkid needs Node >= 22.18 (this is ${process.version}). Run it through npm ("npm test"),`);
+  console.error('which puts the pinned Node from node_modules/.bin first on PATH, after "npm install".');
+  process.exit(2);
+}
+
+function find(dir, out = []) {
+  for (const entry of readdirSync(dir)) {
+    const p = join(dir, entry);
+    if (statSync(p).isDirectory()) find(p, out);
+    else if (entry.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const filter = process.argv.slice(2);
+let files = find('test').sort();
+if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
+if (files.length === 0) {
+  console.error('no test files found');
+  process.exit(1);
+}
+const reporter = process.env.CHECKID_TEST_REPORTER ?? 'spec';
+const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);
