@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Runs every test file under test/ with Node's own test runner. Node 20 neither expands globs nor
-// finds .ts files by default (and then "passes" with zero tests), so we list the files ourselves.
+// `npm test`: type check, lint, then every test file under test/ with Node's own test runner.
+// Node 20 neither expands globs nor finds .ts files by default (and then "passes" with zero
+// tests), so we list the files ourselves. Arguments filter test files by substring and skip
+// the type check and lint (for quick runs: `npm test -- spf`).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +12,14 @@ if (major < 22 || (major === 22 && minor < 18)) {
   console.error(`checkid needs Node >= 22.18 (this is ${process.version}). Run it through npm ("npm test"),`);
   console.error('which puts the pinned Node from node_modules/.bin first on PATH, after "npm install".');
   process.exit(2);
+}
+
+function run(cmd, args) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`\n${cmd} ${args.join(' ')} failed`);
+    process.exit(r.status ?? 1);
+  }
 }
 
 function find(dir, out = []) {
@@ -22,12 +32,19 @@ function find(dir, out = []) {
 }
 
 const filter = process.argv.slice(2);
+if (filter.length === 0) {
+  console.log('== type check (tsc --noEmit)');
+  run('tsc', ['--noEmit', '-p', '.']);
+  console.log('== lint (biome)');
+  run('biome', ['lint', '--error-on-warnings', 'src', 'test', 'bench', 'fuzz', 'scripts', 'bin']);
+}
 let files = find('test').sort();
 if (filter.length) files = files.filter((f) => filter.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
+console.log(`== tests (${files.length} files)`);
 const reporter = process.env.CHECKID_TEST_REPORTER ?? 'spec';
 const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

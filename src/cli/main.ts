@@ -1,0 +1,40 @@
+/** `checkid <command>`: one file per command; this one dispatches. */
+import { runCheck } from './check.ts';
+import { runServe } from './serve.ts';
+import { USAGE } from './usage.ts';
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'check':
+      return runCheck(rest);
+    case 'serve':
+    case 'http':
+      return runServe(command, rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    case '--version':
+    case 'version':
+      process.stdout.write('checkid 0.1.0\n');
+      return 0;
+    default:
+      process.stderr.write(`checkid: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`checkid: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

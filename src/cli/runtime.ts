@@ -1,0 +1,76 @@
+/** Builds the running parts from command-line flags: config store, resolver, engine. */
+import { createResolver } from '../dns/config.ts';
+import type { Resolver } from '../dns/types.ts';
+import { DnsblMonitor } from '../checks/dnsbl/index.ts';
+import { Engine, type Logger, type Prepared, prepareConfig } from '../engine/engine.ts';
+import type { Config } from '../policy/config.ts';
+import { PolicyStore } from '../policy/store.ts';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface RuntimeOptions {
+  configPath?: string;
+  resolverServers?: string[];
+  log?: Logger;
+  /** keep the DNSBL self-test monitor running (daemons); one-shot commands skip it */
+  monitor?: boolean;
+}
+
+export interface Runtime {
+  store: PolicyStore<Prepared>;
+  engine: Engine;
+  resolver: Resolver & { close(): unknown };
+  close(): Promise<void>;
+}
+
+function resolverFor(config: Config) {
+  const r = config.resolver;
+  return createResolver({
+    ...(r.servers.length > 0 ? { servers: r.servers } : {}),
+    timeoutMs: r.timeoutMs,
+    attempts: r.attempts,
+    maxInFlight: r.maxInFlight,
+    cache: r.cache,
+  });
+}
+
+/** Loads the config (throws ConfigError) and wires the engine. */
+export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
+  let resolver: ReturnType<typeof resolverFor> | undefined;
+  const override = (config: Config) => {
+    if (options.resolverServers && options.resolverServers.length > 0) config.resolver.servers = options.resolverServers;
+  };
+  // the resolver is made from the first config; resolver settings changed later need a restart
+  const store = new PolicyStore<Prepared>({
+    ...(options.configPath ? { path: options.configPath } : {}),
+    override,
+    prepare: (config) => {
+      resolver ??= resolverFor(config);
+      return prepareConfig(config, resolver);
+    },
+    ...(options.log ? { onReload: (o) => options.log!(o.ok ? 'info' : 'error', o.ok ? 'policy reloaded' : 'policy reload failed', o.ok ? { generation: o.generation } : { error: o.error }) } : {}),
+  });
+  await store.load();
+  const active = resolver!;
+  let monitor: DnsblMonitor | undefined;
+  if (options.monitor && store.current().config.prescreen.selfTestIntervalS > 0 && store.current().config.prescreen.dnsbl.length > 0) {
+    monitor = new DnsblMonitor({ resolver: active }, {
+      zones: store.current().config.prescreen.dnsbl,
+      intervalMs: store.current().config.prescreen.selfTestIntervalS * 1000,
+    });
+    monitor.start();
+  }
+  const engine = new Engine({ resolver: active, policy: store, ...(monitor ? { dnsblMonitor: monitor } : {}), ...(options.log ? { log: options.log } : {}) });
+  return {
+    store,
+    engine,
+    resolver: active,
+    async close() {
+      monitor?.stop();
+      store.close();
+      await active.close();
+    },
+  };
+}

@@ -1,0 +1,14 @@
+export const USAGE = `usage: checkid <command> [options]
+
+commands:
+  check    decide one sender from the command line
+           checkid check --ip IP [--id DOMAIN] [--helo NAME] [--from ADDR] [--rcpt ADDR]...
+                         [--message FILE.eml] [--config FILE] [--resolver HOST:PORT] [--json]
+  serve    start every listener the config enables (today: the HTTP API)
+           checkid serve [--config FILE] [--resolver HOST:PORT] [--listen HOST:PORT]
+  http     start the HTTP API alone (POST /v1/check)
+           checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
+
+Exit status: 0 whatever the verdict; 2 for usage errors, 3 for configuration errors.
+Docs: docs/cli.md, docs/configuration.md
+`;

@@ -1,0 +1,162 @@
+/**
+ * The engine: owns the injected dependencies (resolver, clock, live policy, logger) and opens
+ * sessions. `checkID()` is the seed interface, a one-shot run through the stages.
+ */
+import { systemClock, type Clock } from '../common/clock.ts';
+import type { Resolver } from '../dns/types.ts';
+import { compileZones, type DnsblZoneConfig, type DnsblZoneHealth } from '../checks/dnsbl/index.ts';
+import { LocalLists } from '../checks/locallist/index.ts';
+import { DnsRegistry } from '../checks/ratings/registry.ts';
+import type { RatingProvider } from '../checks/ratings/types.ts';
+import type { Config } from '../policy/config.ts';
+import type { PolicyStore } from '../policy/store.ts';
+import type { PolicyHook } from '../policy/hook.ts';
+import { Session } from './session.ts';
+import type { Verdict } from './verdict.ts';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
+
+/** Compiled from a config when it loads; a throw here rejects the config (last good one stays). */
+export interface Prepared {
+  localList: LocalLists;
+  /** validated (compileZones) when the config loads */
+  dnsblZones: DnsblZoneConfig[];
+  ratingProviders: RatingProvider[];
+}
+
+export interface EngineContext {
+  resolver: Resolver;
+  clock: Clock;
+  policy: Pick<PolicyStore<Prepared>, 'current'>;
+  dnsblMonitor?: DnsblZoneHealth;
+  log: Logger;
+}
+
+export interface EngineOptions {
+  resolver: Resolver;
+  policy: Pick<PolicyStore<Prepared>, 'current'>;
+  clock?: Clock;
+  dnsblMonitor?: DnsblZoneHealth;
+  log?: Logger;
+  /** extra rating services (e.g. SIQ) besides the registries named in the config */
+  extraRatingProviders?: (config: Config) => RatingProvider[];
+}
+
+/** Builds what a config needs at run time (the PolicyStore's `prepare`). */
+export function prepareConfig(config: Config, resolver: Resolver, extra?: (config: Config) => RatingProvider[]): Prepared {
+  return {
+    localList: new LocalLists({ allow: config.prescreen.allow, block: config.prescreen.block }),
+    dnsblZones: validatedZones(config.prescreen.dnsbl),
+    ratingProviders: [...config.ratings.registries.map((r) => new DnsRegistry(r.zone, resolver)), ...(extra?.(config) ?? [])],
+  };
+}
+
+function validatedZones(zones: DnsblZoneConfig[]): DnsblZoneConfig[] {
+  compileZones(zones);
+  return zones;
+}
+
+/** The checkID() input: what is known at call time. Hdrs/Body only after DATA. */
+export interface CheckIdInput {
+  ip: string;
+  id?: string | null;
+  helo?: string | null;
+  mailFrom?: string | null;
+  rcpt?: string[];
+  /** received header fields as [name, value] pairs, or the raw header block */
+  headers?: Array<[string, string]> | string | null;
+  body?: string | Uint8Array | null;
+}
+
+export interface CheckIdResult {
+  action: Verdict['action'];
+  reply: Verdict['reply'];
+  headers: Verdict['headers'];
+  /** the full verdict (stage, reason, explanation, header removals) and the facts behind it */
+  verdict: Verdict;
+  session: Session;
+}
+
+export class Engine {
+  readonly context: EngineContext;
+
+  constructor(options: EngineOptions) {
+    this.context = {
+      resolver: options.resolver,
+      clock: options.clock ?? systemClock,
+      policy: options.policy,
+      ...(options.dnsblMonitor ? { dnsblMonitor: options.dnsblMonitor } : {}),
+      log: options.log ?? (() => {}),
+    };
+  }
+
+  /** A session for one SMTP connection from `ip`. */
+  session(ip: string): Session {
+    return new Session(this.context, ip);
+  }
+
+  /**
+   * The seed interface: runs the stages for which input is given, stopping at the first final
+   * verdict. Without headers or body it ends before DATA (CONTINUE when nothing is certain yet).
+   */
+  async checkID(input: CheckIdInput): Promise<CheckIdResult> {
+    const session = this.session(input.ip);
+    const done = (verdict: Verdict): CheckIdResult => ({ action: verdict.action, reply: verdict.reply, headers: verdict.headers, verdict, session });
+    let v = await session.connect();
+    if (v.action !== 'CONTINUE') return done(v);
+    if (input.helo) {
+      v = await session.helo(input.helo);
+      if (v.action !== 'CONTINUE') return done(v);
+    }
+    if (input.id) {
+      v = await session.id(input.id);
+      if (v.action !== 'CONTINUE') return done(v);
+    }
+    if (input.mailFrom !== undefined && input.mailFrom !== null) {
+      v = await session.mailFrom(input.mailFrom);
+      if (v.action !== 'CONTINUE') return done(v);
+    }
+    for (const r of input.rcpt ?? []) {
+      v = await session.rcpt(r);
+      if (v.action !== 'CONTINUE') return done(v);
+    }
+    const hasMessage = (input.headers !== undefined && input.headers !== null) || (input.body !== undefined && input.body !== null);
+    if (!hasMessage) return done(v);
+    const headers = typeof input.headers === 'string' ? parseHeaderBlock(input.headers) : (input.headers ?? []);
+    for (const [name, value] of headers) session.header(name, value);
+    if (input.body !== undefined && input.body !== null) session.body(input.body);
+    return done(await session.endOfMessage());
+  }
+}
+
+/** Splits a raw header block into [name, value] pairs (values keep their folding). */
+export function parseHeaderBlock(block: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const lines = block.split(/\r?\n/);
+  for (const line of lines) {
+    if (line === '') break;
+    if (/^[ \t]/.test(line) && out.length > 0) {
+      const last = out[out.length - 1]!;
+      last[1] += `\r\n${line}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    out.push([line.slice(0, colon), line.slice(colon + 1).replace(/^[ \t]/, '')]);
+  }
+  return out;
+}
+
+/** Splits a whole message into its header block and body. */
+export function splitMessage(raw: string): { headers: Array<[string, string]>; body: string } {
+  const m = /\r?\n\r?\n/.exec(raw);
+  if (!m) return { headers: parseHeaderBlock(raw), body: '' };
+  return { headers: parseHeaderBlock(raw.slice(0, m.index)), body: raw.slice(m.index + m[0].length) };
+}
+
+/** A fixed policy (no reloading), for library use and tests. */
+export function staticPolicy(config: Config, resolver: Resolver, hook?: PolicyHook): Pick<PolicyStore<Prepared>, 'current'> {
+  const loaded = { config, prepared: prepareConfig(config, resolver), generation: 1, loadedAt: 0, ...(hook ? { hook } : {}) };
+  return { current: () => loaded };
+}

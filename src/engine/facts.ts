@@ -1,0 +1,63 @@
+/**
+ * Facts: what the checks found, typed per method. The session fills them in stage by stage; the
+ * policy and the header renderer read them. Nothing here decides anything.
+ */
+import type { HeaderRemoval } from './verdict.ts';
+import type { SpfFact, SpfResult } from '../checks/spf/index.ts';
+import type { DnsblResult } from '../checks/dnsbl/index.ts';
+import type { LocalListResult } from '../checks/locallist/index.ts';
+import type { IprevResult } from '../checks/iprev/index.ts';
+import type { HeloResult } from '../checks/helo/index.ts';
+import type { CsaResult } from '../checks/csa/index.ts';
+import type { ProviderOutcome, Rating } from '../checks/ratings/types.ts';
+import type { RatingScores } from '../checks/ratings/score.ts';
+
+export interface Envelope {
+  ip: string;
+  /** declared identity (the ID command); undefined when none was declared */
+  id?: string;
+  helo?: string;
+  mailFrom?: string;
+  rcpt: string[];
+}
+
+/** The identity that takes responsibility for the connection, authenticated against the IP. */
+export interface IdentityFact {
+  domain: string;
+  source: 'id' | 'helo';
+  /** checkID's method name and version, as in the Authent: header */
+  method: 'SPF1';
+  result: SpfResult;
+  spf: SpfFact;
+}
+
+export interface RatingsFact {
+  domain: string;
+  status: 'found' | 'none' | 'temperror' | 'permerror';
+  outcomes: ProviderOutcome[];
+  ratings: Rating[];
+  scores: RatingScores;
+}
+
+export interface Facts {
+  envelope: Envelope;
+  localList?: LocalListResult;
+  dnsbl?: DnsblResult;
+  iprev?: IprevResult;
+  helo?: HeloResult;
+  csa?: CsaResult;
+  spfHelo?: SpfFact;
+  spfMailFrom?: SpfFact;
+  identity?: IdentityFact;
+  ratings?: RatingsFact;
+  /** received Authentication-Results that carry our authserv-id */
+  forgedAuthResults: HeaderRemoval[];
+  /** methods that need the message and have not run yet */
+  pending: string[];
+  /** checks that failed internally (bugs, not DNS trouble) */
+  internalErrors: string[];
+}
+
+export function emptyFacts(ip: string): Facts {
+  return { envelope: { ip, rcpt: [] }, forgedAuthResults: [], pending: [], internalErrors: [] };
+}

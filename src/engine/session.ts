@@ -1,0 +1,286 @@
+/**
+ * The staged session: connect → HELO → ID → MAIL → RCPT → header/body → end of message. Each
+ * stage starts the checks whose inputs now exist, records their facts, and asks the policy for a
+ * verdict. It knows no MTA protocol; adapters call these methods.
+ */
+import { domainOfAddress, isFqdn, normalizeDomain } from '../common/domain.ts';
+import { normalizeIp } from '../common/ip.ts';
+import { checkCsa } from '../checks/csa/index.ts';
+import { checkDnsbl } from '../checks/dnsbl/index.ts';
+import { checkHelo as checkHeloName } from '../checks/helo/index.ts';
+import { checkIprev } from '../checks/iprev/index.ts';
+import { scoreRatings } from '../checks/ratings/score.ts';
+import type { ProviderOutcome, Rating } from '../checks/ratings/types.ts';
+import { checkHelo as spfHelo, checkHost, checkMailFrom, type SpfFact } from '../checks/spf/index.ts';
+import { AUTHENTICATION_RESULTS, isForgedAuthenticationResults } from '../headers/authentication-results.ts';
+import { decide } from '../policy/decide.ts';
+import { applyHookAnswer } from '../policy/hook.ts';
+import type { LoadedPolicy } from '../policy/store.ts';
+import { DeadlineError, withDeadline } from './deadline.ts';
+import type { EngineContext, Prepared } from './engine.ts';
+import { emptyFacts, type Facts, type RatingsFact } from './facts.ts';
+import type { Stage, Verdict } from './verdict.ts';
+
+export class SessionError extends Error {
+  override name = 'SessionError';
+}
+
+export class Session {
+  readonly facts: Facts;
+  private readonly ctx: EngineContext;
+  private readonly policy: LoadedPolicy<Prepared>;
+  private headerCounts = new Map<string, number>();
+  /** set once a final verdict covers the whole connection (ACCEPT/REJECT/DISCARD at connect/helo/id) */
+  private ipDnsbl: Facts['dnsbl'];
+
+  constructor(ctx: EngineContext, ip: string) {
+    const normalized = normalizeIp(ip);
+    if (!normalized) throw new SessionError(`not an IP address: ${JSON.stringify(ip)}`);
+    this.ctx = ctx;
+    this.policy = ctx.policy.current();
+    this.facts = emptyFacts(normalized);
+  }
+
+  get config() {
+    return this.policy.config;
+  }
+
+  private deps(signal: AbortSignal) {
+    return { resolver: this.ctx.resolver, clock: this.ctx.clock, signal };
+  }
+
+  /** Runs a stage's checks within the deadline, then the policy (and hook); never throws. */
+  private async stage(stage: Stage, what: string, work: (signal: AbortSignal) => Promise<void>, recipient?: string): Promise<Verdict> {
+    const config = this.config;
+    try {
+      await withDeadline(config.deadlineMs, what, work);
+    } catch (err) {
+      if (err instanceof DeadlineError) {
+        return this.errorVerdict(stage, 'TEMPFAIL', { code: 451, xcode: '4.4.3', text: `Timeout checking ${what}; try again later` }, 'timeout', err.message);
+      }
+      return this.internalError(stage, err);
+    }
+    let verdict: Verdict;
+    try {
+      verdict = decide(stage, this.facts, config, recipient !== undefined ? { recipient } : {});
+    } catch (err) {
+      return this.internalError(stage, err);
+    }
+    const hook = this.policy.hook;
+    if (hook) {
+      try {
+        const answer = await withDeadline(config.deadlineMs, 'policy hook', async () =>
+          hook({ stage, facts: this.facts, verdict, config, ...(recipient !== undefined ? { recipient } : {}) }),
+        );
+        verdict = applyHookAnswer(verdict, answer);
+      } catch (err) {
+        this.ctx.log('error', 'policy hook failed; using the default verdict', { stage, error: (err as Error).message });
+        this.facts.internalErrors.push(`hook: ${(err as Error).message}`);
+      }
+    }
+    return verdict;
+  }
+
+  private errorVerdict(stage: Stage, action: 'TEMPFAIL' | 'ACCEPT', reply: Verdict['reply'], reason: string, detail: string): Verdict {
+    return { action, reply, headers: [], removeHeaders: [], stage, reason, explanation: [detail] };
+  }
+
+  private internalError(stage: Stage, err: unknown): Verdict {
+    const message = err instanceof Error ? `${err.message}` : String(err);
+    this.facts.internalErrors.push(message);
+    this.ctx.log('error', 'internal error in a check; answering with on_error', { stage, error: message, stack: (err as Error)?.stack });
+    if (this.config.onError === 'accept') {
+      return this.errorVerdict(stage, 'ACCEPT', { code: 250, xcode: '', text: 'Sender OK' }, 'internal-error', message);
+    }
+    return this.errorVerdict(stage, 'TEMPFAIL', { code: 451, xcode: '4.3.0', text: 'Temporary internal error; try again later' }, 'internal-error', message);
+  }
+
+  /** Connection: local lists, DNS block/allow lists and iprev start here. */
+  async connect(): Promise<Verdict> {
+    const config = this.config;
+    const ip = this.facts.envelope.ip;
+    return this.stage('connect', `client ${ip}`, async (signal) => {
+      this.facts.localList = this.policy.prepared.localList.check({ ip, domains: {} });
+      const ipZones = this.policy.prepared.dnsblZones.filter((z) => z.type === 'ip');
+      const tasks: Promise<void>[] = [];
+      if (ipZones.length > 0) {
+        tasks.push(
+          checkDnsbl({ ip }, this.deps(signal), { zones: ipZones, monitor: this.ctx.dnsblMonitor, signal }).then((r) => {
+            this.ipDnsbl = r;
+            this.facts.dnsbl = r;
+          }),
+        );
+      }
+      if (config.iprev.enabled) {
+        tasks.push(checkIprev({ ip }, this.deps(signal)).then((r) => {
+          this.facts.iprev = r;
+        }));
+      }
+      await Promise.all(tasks);
+    });
+  }
+
+  /** HELO/EHLO: syntax and resolution, CSA, SPF for the HELO identity. */
+  async helo(name: string): Promise<Verdict> {
+    const config = this.config;
+    const ip = this.facts.envelope.ip;
+    const helo = name.trim();
+    this.facts.envelope.helo = helo;
+    delete this.facts.spfHelo;
+    delete this.facts.csa;
+    return this.stage('helo', `HELO ${helo}`, async (signal) => {
+      const deps = this.deps(signal);
+      const tasks: Promise<unknown>[] = [];
+      if (config.helo.enabled) {
+        tasks.push(checkHeloName({ ip, helo, localNames: config.helo.localNames }, deps).then((r) => {
+          this.facts.helo = r;
+        }));
+      }
+      if (config.csa.enabled) tasks.push(checkCsa({ ip, helo }, deps).then((r) => {
+        this.facts.csa = r;
+      }));
+      if (config.spf.helo && isFqdn(helo)) tasks.push(spfHelo({ ip, helo }, deps).then((r) => {
+        this.facts.spfHelo = r;
+      }));
+      this.checkLocalDomains();
+      await Promise.all(tasks);
+    });
+  }
+
+  /** The ID command (declared identity): SPF on the ID domain, and its ratings. */
+  async id(domain: string): Promise<Verdict> {
+    const id = normalizeDomain(domain.trim());
+    this.facts.envelope.id = id;
+    return this.stage('id', `ID ${id}`, async (signal) => {
+      this.checkLocalDomains();
+      await this.authenticateIdentity(id, 'id', signal);
+    });
+  }
+
+  private async authenticateIdentity(domain: string, source: 'id' | 'helo', signal: AbortSignal): Promise<void> {
+    const ip = this.facts.envelope.ip;
+    const deps = this.deps(signal);
+    const helo = this.facts.envelope.helo;
+    const spfTask: Promise<SpfFact> =
+      source === 'helo' && this.facts.spfHelo
+        ? Promise.resolve(this.facts.spfHelo)
+        : checkHost({ ip, domain, sender: `postmaster@${domain}`, ...(helo ? { helo } : {}), receiver: this.config.authservId }, deps);
+    const [spf, ratings] = await Promise.all([spfTask, this.rate(domain, signal)]);
+    this.facts.identity = { domain, source, method: 'SPF1', result: spf.result, spf };
+    if (ratings) this.facts.ratings = ratings;
+  }
+
+  private async rate(domain: string, signal: AbortSignal): Promise<RatingsFact | undefined> {
+    const providers = this.policy.prepared.ratingProviders;
+    if (providers.length === 0) return undefined;
+    const outcomes: ProviderOutcome[] = await Promise.all(
+      providers.map((p) =>
+        p.rate({ ip: this.facts.envelope.ip, domain }, { signal }).catch(
+          (err: unknown): ProviderOutcome => ({ provider: p.name, status: 'temperror', ratings: [], message: (err as Error).message }),
+        ),
+      ),
+    );
+    const ratings: Rating[] = outcomes.flatMap((o) => (o.status === 'found' ? o.ratings : []));
+    const status = outcomes.some((o) => o.status === 'found')
+      ? 'found'
+      : outcomes.some((o) => o.status === 'temperror')
+        ? 'temperror'
+        : outcomes.some((o) => o.status === 'permerror')
+          ? 'permerror'
+          : 'none';
+    const c = this.config.ratings;
+    return { domain, status, outcomes, ratings, scores: scoreRatings(ratings, { services: c.services, defaultScale: c.defaultScale, trustUnlisted: c.trustUnlisted }) };
+  }
+
+  /** MAIL FROM: SPF for the envelope sender; without a declared ID, the HELO name is the identity. */
+  async mailFrom(address: string): Promise<Verdict> {
+    const config = this.config;
+    const ip = this.facts.envelope.ip;
+    const mailFrom = address.trim().replace(/^<(.*)>$/, '$1');
+    this.facts.envelope.mailFrom = mailFrom;
+    return this.stage('mail', `MAIL FROM <${mailFrom}>`, async (signal) => {
+      const deps = this.deps(signal);
+      this.checkLocalDomains();
+      const helo = this.facts.envelope.helo ?? '';
+      const tasks: Promise<unknown>[] = [];
+      if (config.spf.mailFrom) {
+        tasks.push(checkMailFrom({ ip, mailFrom, helo }, deps).then((r) => {
+          this.facts.spfMailFrom = r;
+        }));
+      }
+      if (!this.facts.identity && config.identity.useHelo && isFqdn(helo)) {
+        tasks.push(this.authenticateIdentity(normalizeDomain(helo), 'helo', signal));
+      }
+      const domainZones = this.policy.prepared.dnsblZones.filter((z) => z.type === 'domain');
+      if (domainZones.length > 0) {
+        const domains = { helo: this.facts.envelope.helo, mailfrom: domainOfAddress(mailFrom) || undefined, id: this.facts.envelope.id };
+        tasks.push(
+          checkDnsbl({ domains }, deps, { zones: domainZones, monitor: this.ctx.dnsblMonitor, signal }).then((r) => {
+            this.facts.dnsbl = mergeDnsbl(this.ipDnsbl, r);
+          }),
+        );
+      }
+      await Promise.all(tasks);
+    });
+  }
+
+  /** RCPT TO: per-recipient thresholds. */
+  async rcpt(address: string): Promise<Verdict> {
+    const rcpt = address.trim().replace(/^<(.*)>$/, '$1');
+    this.facts.envelope.rcpt.push(rcpt);
+    return this.stage('rcpt', `RCPT TO <${rcpt}>`, async () => {}, rcpt);
+  }
+
+  /** One received header field (name without colon, unfolded or folded value). */
+  header(name: string, value: string): void {
+    const key = name.toLowerCase();
+    const n = (this.headerCounts.get(key) ?? 0) + 1;
+    this.headerCounts.set(key, n);
+    if (key === AUTHENTICATION_RESULTS.toLowerCase() && isForgedAuthenticationResults(value, this.config.authservId)) {
+      this.facts.forgedAuthResults.push({ name, occurrence: n, reason: `carries our authserv-id ${this.config.authservId}` });
+    }
+  }
+
+  /** A chunk of the body; end-of-message methods (DKIM, DMARC, ARC) will consume it. */
+  body(_chunk: Uint8Array | string): void {}
+
+  async endOfMessage(): Promise<Verdict> {
+    return this.stage('eom', 'end of message', async () => {});
+  }
+
+  /** RSET, or a new message on the same connection: forget the message's facts. */
+  resetMessage(): void {
+    const f = this.facts;
+    delete f.envelope.mailFrom;
+    f.envelope.rcpt = [];
+    delete f.spfMailFrom;
+    if (f.identity?.source === 'helo') {
+      delete f.identity;
+      delete f.ratings;
+    }
+    f.forgedAuthResults = [];
+    if (this.ipDnsbl) f.dnsbl = this.ipDnsbl;
+    else delete f.dnsbl;
+    this.headerCounts.clear();
+  }
+
+  private checkLocalDomains(): void {
+    const e = this.facts.envelope;
+    this.facts.localList = this.policy.prepared.localList.check({
+      ip: e.ip,
+      domains: { helo: e.helo, mailfrom: e.mailFrom ? domainOfAddress(e.mailFrom) : undefined, id: e.id },
+    });
+  }
+}
+
+function mergeDnsbl(a: Facts['dnsbl'], b: NonNullable<Facts['dnsbl']>): NonNullable<Facts['dnsbl']> {
+  if (!a) return b;
+  return {
+    score: a.score + b.score,
+    listed: [...a.listed, ...b.listed],
+    allowListed: [...a.allowListed, ...b.allowListed],
+    errors: [...a.errors, ...b.errors],
+    disabled: [...new Set([...a.disabled, ...b.disabled])],
+    results: [...a.results, ...b.results],
+  };
+}

@@ -1,0 +1,66 @@
+/** Authentication-Results (RFC 8601): rendering, and spotting forged copies with our authserv-id. */
+import { comment, foldParts, quoteValue, sanitize } from './fold.ts';
+
+export const AUTHENTICATION_RESULTS = 'Authentication-Results';
+
+/** One resinfo: `method=result [reason="..."] (comment) ptype.property=value ...`. */
+export interface MethodResult {
+  method: string;
+  result: string;
+  reason?: string;
+  comment?: string;
+  properties: Array<[string, string]>;
+}
+
+/** The header value (after "Authentication-Results:"), folded. With no results: `id; none`. */
+export function renderAuthenticationResults(authservId: string, results: MethodResult[]): string {
+  const id = quoteValue(authservId);
+  if (results.length === 0) return `${id}; none`;
+  const parts: string[] = [`${id};`];
+  results.forEach((r, i) => {
+    const words = [`${r.method}=${r.result}`];
+    if (r.comment) words.push(comment(r.comment));
+    if (r.reason) words.push(`reason=${quoteValue(r.reason)}`);
+    for (const [key, value] of r.properties) words.push(`${key}=${propertyValue(value)}`);
+    const last = i === results.length - 1;
+    // keep each resinfo's words together where it fits, but allow breaks between them
+    words.forEach((w, j) => parts.push(j === words.length - 1 && !last ? `${w};` : w));
+  });
+  return foldParts(`${AUTHENTICATION_RESULTS}:`, parts);
+}
+
+/** Property values: addresses and domains pass as they are when they are tokens or dot-atoms. */
+function propertyValue(value: string): string {
+  const clean = sanitize(value);
+  if (/^[A-Za-z0-9!#$%&'*+\-.^_`{|}~@:]+$/.test(clean) && clean.length > 0) return clean;
+  return quoteValue(clean);
+}
+
+/** The authserv-id of a received Authentication-Results value, or null when it has none. */
+export function authservIdOf(value: string): string | null {
+  let s = value.trim();
+  // skip leading comments
+  while (s.startsWith('(')) {
+    let depth = 0;
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s[i];
+      if (c === '\\') i++;
+      else if (c === '(') depth++;
+      else if (c === ')' && --depth === 0) break;
+    }
+    s = s.slice(i + 1).trim();
+  }
+  if (s.startsWith('"')) {
+    const m = /^"((?:[^"\\]|\\.)*)"/.exec(s);
+    return m ? m[1]!.replace(/\\(.)/g, '$1') : null;
+  }
+  const m = /^[^\s;()]+/.exec(s);
+  return m ? m[0] : null;
+}
+
+/** True when a received A-R header claims to come from us: it must be removed (RFC 8601 §5). */
+export function isForgedAuthenticationResults(value: string, authservId: string): boolean {
+  const id = authservIdOf(value);
+  return id !== null && id.toLowerCase() === authservId.toLowerCase();
+}

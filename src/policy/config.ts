@@ -1,0 +1,365 @@
+/**
+ * The checkid configuration: YAML on disk (snake_case keys, documented in docs/configuration.md),
+ * validated with errors that name the file, line and key, then turned into a typed Config.
+ * Every key has a default, so an empty file (or none) is a working configuration.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import type { Schema, SchemaError } from './schema.ts';
+import { validate } from './schema.ts';
+import { DEFAULT_SCALE, type ServiceScale } from '../checks/ratings/score.ts';
+
+export type HeaderKind = 'authentication-results' | 'authent';
+
+export interface Thresholds {
+  /** ACCEPT when the weighted average is at least this ... */
+  average?: number;
+  /** ... and every rating at least this */
+  min?: number;
+  /** REJECT form: the best rating is at most this */
+  max?: number;
+}
+
+export interface DnsblZoneConfig {
+  zone: string;
+  filter?: string;
+  weight: number;
+  type: 'ip' | 'domain';
+}
+
+export interface Config {
+  /** where the config came from ('' = embedded defaults) */
+  source: string;
+  authservId: string;
+  headers: HeaderKind[];
+  onError: 'tempfail' | 'accept';
+  deadlineMs: number;
+  resolver: {
+    servers: string[];
+    timeoutMs: number;
+    attempts: number;
+    maxInFlight: number;
+    cache: false | { minTtl: number; maxTtl: number; negativeMaxTtl: number; maxEntries: number };
+  };
+  prescreen: {
+    dnsbl: DnsblZoneConfig[];
+    threshold: number;
+    allowThreshold: number;
+    selfTestIntervalS: number;
+    allow: string[];
+    block: string[];
+  };
+  iprev: { enabled: boolean; rejectFail: boolean };
+  helo: { enabled: boolean; rejectInvalid: boolean; localNames: string[] };
+  csa: { enabled: boolean; rejectFail: boolean };
+  spf: { helo: boolean; mailFrom: boolean; rejectFail: boolean; rejectHeloFail: boolean };
+  identity: { rejectFail: boolean; useHelo: boolean };
+  ratings: {
+    registries: Array<{ zone: string }>;
+    trustUnlisted: boolean;
+    defaultScale: ServiceScale;
+    services: Record<string, ServiceScale>;
+    accept: Thresholds | null;
+    reject: Thresholds | null;
+    recipients: Array<{ match: string[]; accept?: Thresholds | null; reject?: Thresholds | null }>;
+    tempfailOnError: boolean;
+  };
+  filter: { subjectTag: string };
+  /** absolute path of the policy hook module, or '' */
+  hook: string;
+}
+
+const DOMAIN = /^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
+const SERVER = /^(?:\[[0-9A-Fa-f:.%a-z]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
+
+const str = (extra: Omit<Extract<Schema, { type: 'string' }>, 'type'> = {}): Schema => ({ type: 'string', ...extra });
+const num = (min?: number, max?: number, integer = false): Schema => ({ type: 'number', min, max, integer });
+const bool: Schema = { type: 'boolean' };
+const list = (items: Schema): Schema => ({ type: 'array', items });
+const obj = (props: Record<string, Schema>, required: string[] = []): Schema => ({ type: 'object', props, required });
+
+const thresholds: Schema = {
+  type: 'nullable',
+  inner: obj({ average: num(-1000, 1000), min: num(-1000, 1000), max: num(-1000, 1000) }),
+};
+const scale: Schema = obj({
+  grades: { type: 'object', props: {}, additional: num(-1000, 1000) },
+  weight: num(0, 1000),
+});
+
+export const CONFIG_SCHEMA: Schema = obj({
+  authserv_id: str({ pattern: /^[^\s;()"\\]+$/, description: 'a host name with no spaces, ";", quotes or parentheses' }),
+  headers: list(str({ enum: ['authentication-results', 'authent'] })),
+  on_error: str({ enum: ['tempfail', 'accept'] }),
+  deadline_ms: num(100, 600_000, true),
+  resolver: obj({
+    servers: list(str({ pattern: SERVER, description: 'HOST, HOST:PORT or [IPv6]:PORT' })),
+    timeout_ms: num(10, 60_000, true),
+    attempts: num(1, 10, true),
+    max_in_flight: num(1, 10_000, true),
+    cache: {
+      type: 'either',
+      description: 'false, or a mapping with min_ttl, max_ttl, negative_max_ttl, max_entries',
+      options: [
+        { type: 'boolean' },
+        obj({
+          min_ttl: num(0, 604_800, true),
+          max_ttl: num(0, 604_800, true),
+          negative_max_ttl: num(0, 604_800, true),
+          max_entries: num(0, 10_000_000, true),
+        }),
+      ],
+    },
+  }),
+  prescreen: obj({
+    dnsbl: list(
+      obj(
+        {
+          zone: str({ pattern: DOMAIN, description: 'a DNS zone name' }),
+          filter: str({ pattern: /^[0-9.;[\]\-]+$/, description: 'a postscreen-style address pattern like 127.0.0.[2..11]' }),
+          weight: num(-1000, 1000, true),
+          type: str({ enum: ['ip', 'domain'] }),
+        },
+        ['zone'],
+      ),
+    ),
+    threshold: num(-1000, 1000, true),
+    allow_threshold: num(-1000, 1000, true),
+    self_test_interval_s: num(0, 86_400, true),
+    allow: list(str()),
+    block: list(str()),
+  }),
+  iprev: obj({ enabled: bool, reject_fail: bool }),
+  helo: obj({ enabled: bool, reject_invalid: bool, local_names: list(str()) }),
+  csa: obj({ enabled: bool, reject_fail: bool }),
+  spf: obj({ helo: bool, mail_from: bool, reject_fail: bool, reject_helo_fail: bool }),
+  identity: obj({ reject_fail: bool, use_helo: bool }),
+  ratings: obj({
+    registries: list(obj({ zone: str({ pattern: DOMAIN, description: 'a DNS zone name' }) }, ['zone'])),
+    trust_unlisted: bool,
+    default_scale: scale,
+    services: { type: 'object', props: {}, additional: scale },
+    accept: thresholds,
+    reject: thresholds,
+    recipients: list(obj({ match: list(str()), accept: thresholds, reject: thresholds }, ['match'])),
+    tempfail_on_error: bool,
+  }),
+  filter: obj({ subject_tag: str() }),
+  hook: str(),
+});
+
+export function defaultConfig(): Config {
+  return {
+    source: '',
+    authservId: hostname() || 'localhost',
+    headers: ['authentication-results', 'authent'],
+    onError: 'tempfail',
+    deadlineMs: 15_000,
+    resolver: {
+      servers: [],
+      timeoutMs: 2_000,
+      attempts: 2,
+      maxInFlight: 64,
+      cache: { minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, maxEntries: 100_000 },
+    },
+    prescreen: { dnsbl: [], threshold: 1, allowThreshold: -1, selfTestIntervalS: 600, allow: [], block: [] },
+    iprev: { enabled: true, rejectFail: false },
+    helo: { enabled: true, rejectInvalid: false, localNames: [] },
+    csa: { enabled: false, rejectFail: false },
+    spf: { helo: true, mailFrom: true, rejectFail: true, rejectHeloFail: false },
+    identity: { rejectFail: true, useHelo: true },
+    ratings: {
+      registries: [],
+      trustUnlisted: true,
+      defaultScale: { grades: { ...DEFAULT_SCALE.grades }, weight: DEFAULT_SCALE.weight },
+      services: {},
+      accept: { average: 7, min: 5 },
+      reject: null,
+      recipients: [],
+      tempfailOnError: true,
+    },
+    filter: { subjectTag: '' },
+    hook: '',
+  };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('\n'));
+    this.problems = problems;
+  }
+}
+
+type Raw = Record<string, unknown>;
+
+function thresholdsOf(v: unknown): Thresholds | null {
+  if (v === null || v === undefined) return null;
+  const r = v as Raw;
+  const t: Thresholds = {};
+  if (typeof r.average === 'number') t.average = r.average;
+  if (typeof r.min === 'number') t.min = r.min;
+  if (typeof r.max === 'number') t.max = r.max;
+  return t;
+}
+
+function scaleOf(v: Raw | undefined, fallback: ServiceScale): ServiceScale {
+  if (!v) return fallback;
+  const grades: Record<string, number> = {};
+  for (const [g, n] of Object.entries((v.grades as Raw | undefined) ?? fallback.grades)) grades[g.toUpperCase()] = n as number;
+  return { grades, weight: typeof v.weight === 'number' ? v.weight : fallback.weight };
+}
+
+/** Turns a validated raw object into a Config on top of the defaults. */
+export function configFromObject(raw: Raw, source = '', baseDir = process.cwd()): Config {
+  const c = defaultConfig();
+  c.source = source;
+  const sub = (k: string) => (raw[k] ?? {}) as Raw;
+  if (typeof raw.authserv_id === 'string') c.authservId = raw.authserv_id;
+  if (Array.isArray(raw.headers)) c.headers = [...new Set(raw.headers as HeaderKind[])];
+  if (raw.on_error) c.onError = raw.on_error as Config['onError'];
+  if (typeof raw.deadline_ms === 'number') c.deadlineMs = raw.deadline_ms;
+
+  const r = sub('resolver');
+  if (Array.isArray(r.servers)) c.resolver.servers = r.servers as string[];
+  if (typeof r.timeout_ms === 'number') c.resolver.timeoutMs = r.timeout_ms;
+  if (typeof r.attempts === 'number') c.resolver.attempts = r.attempts;
+  if (typeof r.max_in_flight === 'number') c.resolver.maxInFlight = r.max_in_flight;
+  if (r.cache === false) c.resolver.cache = false;
+  else if (r.cache && typeof r.cache === 'object' && c.resolver.cache) {
+    const cc = r.cache as Raw;
+    const d = c.resolver.cache;
+    c.resolver.cache = {
+      minTtl: (cc.min_ttl as number) ?? d.minTtl,
+      maxTtl: (cc.max_ttl as number) ?? d.maxTtl,
+      negativeMaxTtl: (cc.negative_max_ttl as number) ?? d.negativeMaxTtl,
+      maxEntries: (cc.max_entries as number) ?? d.maxEntries,
+    };
+  }
+
+  const p = sub('prescreen');
+  if (Array.isArray(p.dnsbl)) {
+    c.prescreen.dnsbl = (p.dnsbl as Raw[]).map((z) => ({
+      zone: String(z.zone),
+      ...(typeof z.filter === 'string' ? { filter: z.filter } : {}),
+      weight: typeof z.weight === 'number' ? z.weight : 1,
+      type: (z.type as 'ip' | 'domain' | undefined) ?? 'ip',
+    }));
+  }
+  if (typeof p.threshold === 'number') c.prescreen.threshold = p.threshold;
+  if (typeof p.allow_threshold === 'number') c.prescreen.allowThreshold = p.allow_threshold;
+  if (typeof p.self_test_interval_s === 'number') c.prescreen.selfTestIntervalS = p.self_test_interval_s;
+  if (Array.isArray(p.allow)) c.prescreen.allow = p.allow as string[];
+  if (Array.isArray(p.block)) c.prescreen.block = p.block as string[];
+
+  const ip = sub('iprev');
+  if (typeof ip.enabled === 'boolean') c.iprev.enabled = ip.enabled;
+  if (typeof ip.reject_fail === 'boolean') c.iprev.rejectFail = ip.reject_fail;
+  const h = sub('helo');
+  if (typeof h.enabled === 'boolean') c.helo.enabled = h.enabled;
+  if (typeof h.reject_invalid === 'boolean') c.helo.rejectInvalid = h.reject_invalid;
+  if (Array.isArray(h.local_names)) c.helo.localNames = h.local_names as string[];
+  const cs = sub('csa');
+  if (typeof cs.enabled === 'boolean') c.csa.enabled = cs.enabled;
+  if (typeof cs.reject_fail === 'boolean') c.csa.rejectFail = cs.reject_fail;
+  const s = sub('spf');
+  if (typeof s.helo === 'boolean') c.spf.helo = s.helo;
+  if (typeof s.mail_from === 'boolean') c.spf.mailFrom = s.mail_from;
+  if (typeof s.reject_fail === 'boolean') c.spf.rejectFail = s.reject_fail;
+  if (typeof s.reject_helo_fail === 'boolean') c.spf.rejectHeloFail = s.reject_helo_fail;
+  const id = sub('identity');
+  if (typeof id.reject_fail === 'boolean') c.identity.rejectFail = id.reject_fail;
+  if (typeof id.use_helo === 'boolean') c.identity.useHelo = id.use_helo;
+
+  const rt = sub('ratings');
+  if (Array.isArray(rt.registries)) c.ratings.registries = (rt.registries as Raw[]).map((x) => ({ zone: String(x.zone) }));
+  if (typeof rt.trust_unlisted === 'boolean') c.ratings.trustUnlisted = rt.trust_unlisted;
+  c.ratings.defaultScale = scaleOf(rt.default_scale as Raw | undefined, c.ratings.defaultScale);
+  if (rt.services) {
+    for (const [name, sc] of Object.entries(rt.services as Raw)) c.ratings.services[name] = scaleOf(sc as Raw, c.ratings.defaultScale);
+  }
+  if ('accept' in rt) c.ratings.accept = thresholdsOf(rt.accept);
+  if ('reject' in rt) c.ratings.reject = thresholdsOf(rt.reject);
+  if (Array.isArray(rt.recipients)) {
+    c.ratings.recipients = (rt.recipients as Raw[]).map((x) => ({
+      match: (x.match as string[]).map((m) => m.toLowerCase()),
+      ...('accept' in x ? { accept: thresholdsOf(x.accept) } : {}),
+      ...('reject' in x ? { reject: thresholdsOf(x.reject) } : {}),
+    }));
+  }
+  if (typeof rt.tempfail_on_error === 'boolean') c.ratings.tempfailOnError = rt.tempfail_on_error;
+  const f = sub('filter');
+  if (typeof f.subject_tag === 'string') c.filter.subjectTag = f.subject_tag;
+  if (typeof raw.hook === 'string' && raw.hook.length > 0) c.hook = resolve(baseDir, raw.hook);
+  return c;
+}
+
+/** Where a key path sits in the YAML source, as "line L, column C" (1-based). */
+function locate(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: Array<string | number>): string {
+  let node: unknown = doc.contents;
+  let pos: [number, number] | undefined;
+  for (const key of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => {
+        const k = it.key as { value?: unknown } | null;
+        return k && String(k.value) === String(key);
+      });
+      if (!pair) break;
+      const keyNode = pair.key as YamlNode | null;
+      if (keyNode?.range) pos = [keyNode.range[0], 0];
+      node = pair.value;
+    } else if (isSeq(node) && typeof key === 'number') {
+      node = node.items[key];
+      const n = node as YamlNode | undefined;
+      if (n?.range) pos = [n.range[0], 0];
+    } else break;
+  }
+  if (!pos) return 'line 1';
+  const { line, col } = lc.linePos(pos[0]);
+  return `line ${line}, column ${col}`;
+}
+
+function keyPath(path: Array<string | number>): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** Parses and validates config text. Throws ConfigError listing every problem with file:line and key. */
+export function parseConfig(text: string, source = '<config>', baseDir = process.cwd()): Config {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => {
+        const { line, col } = lc.linePos(e.pos[0]);
+        return `${source}: line ${line}, column ${col}: YAML syntax error: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  const errors: SchemaError[] = validate(raw, CONFIG_SCHEMA);
+  if (errors.length > 0) {
+    throw new ConfigError(errors.map((e) => `${source}: ${locate(doc, lc, e.path)}: ${keyPath(e.path)} ${e.message}`));
+  }
+  const config = configFromObject(raw as Raw, source, baseDir);
+  const c = config.resolver.cache;
+  if (c && c.minTtl > c.maxTtl) {
+    throw new ConfigError([`${source}: ${locate(doc, lc, ['resolver', 'cache'])}: resolver.cache min_ttl is above max_ttl`]);
+  }
+  return config;
+}
+
+/** Reads and parses a config file; a missing file is an error (the caller decides on defaults). */
+export function loadConfigFile(path: string): Config {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`${abs}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  return parseConfig(text, abs, dirname(abs));
+}

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, defaultConfig, parseConfig } from '../../src/policy/config.ts';
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, '/etc/checkid/checkid.yaml');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('an empty file is the embedded defaults', () => {
+  const c = parseConfig('', 'x.yaml');
+  const d = defaultConfig();
+  assert.deepEqual({ ...c, source: '' }, d);
+});
+
+test('the keys the issue names exist and are read', () => {
+  const c = parseConfig(
+    `prescreen:\n  dnsbl: [{ zone: zen.spamhaus.org }]\nratings:\n  registries: [{ zone: registry.example }]\nauthserv_id: mx.example.org\n`,
+  );
+  assert.equal(c.authservId, 'mx.example.org');
+  assert.deepEqual(c.prescreen.dnsbl, [{ zone: 'zen.spamhaus.org', weight: 1, type: 'ip' }]);
+  assert.deepEqual(c.ratings.registries, [{ zone: 'registry.example' }]);
+});
+
+test('errors name the file, the line and the key', () => {
+  const p = problems('authserv_id: mx.example.org\nratings:\n  registries:\n    - zone: 42\n');
+  assert.equal(p.length, 1);
+  assert.equal(p[0], '/etc/checkid/checkid.yaml: line 4, column 7: ratings.registries[0].zone must be a string, not number 42');
+});
+
+test('an unknown key is named, with a suggestion', () => {
+  const p = problems('prescreen:\n  dnsbls: []\n');
+  assert.match(p[0]!, /line 2, column 3: prescreen\.dnsbls unknown key "dnsbls" \(did you mean "dnsbl"\?\)/);
+});
+
+test('YAML syntax errors give the line', () => {
+  const p = problems('headers: [authent\nspf:\n');
+  assert.match(p[0]!, /^\/etc\/checkid\/checkid\.yaml: line \d+, column \d+: YAML syntax error/);
+});
+
+test('several problems are all reported at once', () => {
+  const p = problems('on_error: maybe\ndeadline_ms: -5\nheaders: [authent, x-header]\n');
+  assert.equal(p.length, 3);
+  assert.match(p[0]!, /on_error must be one of "tempfail", "accept"/);
+  assert.match(p[1]!, /deadline_ms must be at least 100/);
+  assert.match(p[2]!, /headers\[1\] must be one of/);
+});
+
+test('duplicate keys are an error, not a silent override', () => {
+  const p = problems('authserv_id: a.example\nauthserv_id: b.example\n');
+  assert.match(p[0]!, /line 2/);
+});
+
+test('resolver cache false and thresholds null are accepted', () => {
+  const c = parseConfig('resolver:\n  servers: ["127.0.0.1:5353", "[::1]:53"]\n  cache: false\nratings:\n  accept: null\n');
+  assert.equal(c.resolver.cache, false);
+  assert.deepEqual(c.resolver.servers, ['127.0.0.1:5353', '[::1]:53']);
+  assert.equal(c.ratings.accept, null);
+});
+
+test('a hook path is resolved against the config file directory', () => {
+  const c = parseConfig('hook: policy.ts\n', '/etc/checkid/checkid.yaml', '/etc/checkid');
+  assert.equal(c.hook, '/etc/checkid/policy.ts');
+});
