@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Node as YamlNode } from 'yaml';
 import type { Schema, SchemaError } from './schema.ts';
 import { validate } from './schema.ts';
 import { DEFAULT_SCALE, type ServiceScale } from '../checks/ratings/score.ts';
@@ -339,7 +339,27 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
       }),
     );
   }
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  // Structural problems toJS() would throw or warn about: collection keys, unresolved aliases.
+  const structural: string[] = [];
+  const at = (node: { range?: [number, number, number] | null } | null | undefined) => {
+    const { line, col } = lc.linePos(node?.range?.[0] ?? 0);
+    return `${source}: line ${line}, column ${col}`;
+  };
+  visit(doc, {
+    Pair(_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) structural.push(`${at(pair.key as YamlNode)}: a key must be a plain name, not a list or mapping`);
+    },
+    Alias(_, node) {
+      if (!node.resolve(doc)) structural.push(`${at(node)}: the alias *${node.source} names no anchor defined before it`);
+    },
+  });
+  if (structural.length > 0) throw new ConfigError(structural);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    throw new ConfigError([`${source}: line 1: YAML error: ${(err as Error).message}`]);
+  }
   const errors: SchemaError[] = validate(raw, CONFIG_SCHEMA);
   if (errors.length > 0) {
     throw new ConfigError(errors.map((e) => `${source}: ${locate(doc, lc, e.path)}: ${keyPath(e.path)} ${e.message}`));

@@ -1,0 +1,62 @@
+/** The daemon as the README starts it (`checkid serve`), asked over real HTTP, then stopped. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { parse } from 'yaml';
+import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
+import type { ZoneData } from '../support/zone.ts';
+
+const bin = new URL('../../bin/checkid.mjs', import.meta.url).pathname;
+const fixtures = new URL('../fixtures/', import.meta.url).pathname;
+const zone = parse(readFileSync(join(fixtures, 'seed-zone.yaml'), 'utf8')) as ZoneData;
+
+let dns: DnsTestServer;
+before(async () => {
+  dns = await startDnsServer({ zone });
+});
+after(async () => {
+  await dns.close();
+});
+
+test('checkid serve answers POST /v1/check, reports errors clearly, and drains on SIGTERM', async () => {
+  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--config', join(fixtures, 'seed-authent.yaml'), '--resolver', dns.address], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const lines = createInterface({ input: child.stderr! });
+  let address = '';
+  for await (const line of lines) {
+    const entry = JSON.parse(line) as { msg: string; http?: string };
+    if (entry.msg === 'checkid listening') {
+      address = entry.http!;
+      break;
+    }
+  }
+  assert.match(address, /^127\.0\.0\.1:\d+$/);
+  const url = `http://${address}/v1/check`;
+
+  const ok = await fetch(url, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.com' }) });
+  assert.equal(ok.status, 200);
+  const verdict = (await ok.json()) as { action: string; reply: unknown; headers: unknown };
+  assert.equal(verdict.action, 'ACCEPT');
+  assert.deepEqual(verdict.headers, [{ label: 'Authent:', text: '192.0.2.1 example.com SPF1 PASS ratings=S1:A,M2:A,H1:B' }]);
+
+  const rejected = (await (await fetch(url, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.net' }) })).json()) as { action: string };
+  assert.equal(rejected.action, 'REJECT');
+
+  const badJson = await fetch(url, { method: 'POST', body: '{"ip": ' });
+  assert.equal(badJson.status, 400);
+  assert.match(((await badJson.json()) as { error: string }).error, /not JSON/);
+  const badIp = await fetch(url, { method: 'POST', body: JSON.stringify({ ip: 'nope' }) });
+  assert.equal(badIp.status, 400);
+  const wrongMethod = await fetch(url);
+  assert.equal(wrongMethod.status, 405);
+  assert.equal((await fetch(`http://${address}/healthz`)).status, 200);
+
+  child.kill('SIGTERM');
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+});
