@@ -130,20 +130,26 @@ export class Session {
     delete this.facts.csa;
     return this.stage('helo', `HELO ${helo}`, async (signal) => {
       const deps = this.deps(signal);
-      const tasks: Promise<unknown>[] = [];
-      if (config.helo.enabled) {
-        tasks.push(checkHeloName({ ip, helo, localNames: config.helo.localNames }, deps).then((r) => {
-          this.facts.helo = r;
-        }));
-      }
-      if (config.csa.enabled) tasks.push(checkCsa({ ip, helo }, deps).then((r) => {
-        this.facts.csa = r;
-      }));
-      if (config.spf.helo && isFqdn(helo)) tasks.push(spfHelo({ ip, helo }, deps).then((r) => {
-        this.facts.spfHelo = r;
-      }));
       this.checkLocalDomains();
-      await Promise.all(tasks);
+      // SPF and CSA first: the HELO check's "3-strikes" verdict uses them (and iprev from connect)
+      await Promise.all([
+        config.csa.enabled ? checkCsa({ ip, helo }, deps).then((r) => void (this.facts.csa = r)) : undefined,
+        config.spf.helo && isFqdn(helo) ? spfHelo({ ip, helo }, deps).then((r) => void (this.facts.spfHelo = r)) : undefined,
+      ]);
+      if (config.helo.enabled) {
+        const f = this.facts;
+        this.facts.helo = await checkHeloName(
+          {
+            ip,
+            helo,
+            ...(f.iprev ? { iprev: f.iprev } : {}),
+            ...(f.spfHelo ? { spfHelo: f.spfHelo.result } : {}),
+            ...(f.csa ? { csa: f.csa.result } : {}),
+          },
+          deps,
+          { localNames: config.helo.localNames, signal },
+        );
+      }
     });
   }
 
