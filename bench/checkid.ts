@@ -9,27 +9,14 @@
  */
 import { spf as mailauthSpf } from 'mailauth/lib/spf/index.js';
 import { createResolver } from '../src/dns/config.ts';
-import type { Resolver } from '../src/dns/types.ts';
 import { Engine, staticPolicy } from '../src/engine/engine.ts';
 import { loadConfigFile } from '../src/policy/config.ts';
 import { measure, startDnsServerProcess } from './support/dns-process.ts';
+import { mailauthResolver } from './support/mailauth-resolver.ts';
 
 const nArg = process.argv.indexOf('--n');
 const N = nArg > 0 ? Number(process.argv[nArg + 1]) : 20_000;
 const fixtures = new URL('../test/fixtures/', import.meta.url).pathname;
-
-/** node:dns-style resolver for mailauth over our Resolver (its documented contract). */
-function forMailauth(resolver: Resolver) {
-  return async (name: string, type: string) => {
-    const r = await resolver.query(name, type as 'TXT');
-    if (r.status === 'ok') {
-      if (type === 'MX') return (r.records as unknown as Array<{ preference: number; exchange: string }>).map((m) => ({ priority: m.preference, exchange: m.exchange }));
-      return r.records;
-    }
-    const code = r.status === 'nxdomain' ? 'ENOTFOUND' : r.status === 'nodata' ? 'ENODATA' : r.status === 'timeout' ? 'ETIMEOUT' : 'ESERVFAIL';
-    throw Object.assign(new Error(code), { code });
-  };
-}
 
 const server = await startDnsServerProcess(`${fixtures}seed-zone.yaml`);
 try {
@@ -47,7 +34,7 @@ try {
   const check64 = await measure(N, 64, async (i) => engine.checkID(inputs[i % 2]!));
   const full = await measure(N, 64, async () => engine.checkID(inputs[2]!));
 
-  const ma = forMailauth(resolver);
+  const ma = mailauthResolver(resolver);
   const peerInputs = [
     { sender: 'postmaster@example.com', ip: '192.0.2.1', helo: 'example.com' },
     { sender: 'postmaster@example.net', ip: '192.0.2.1', helo: 'example.net' },

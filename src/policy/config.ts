@@ -27,6 +27,9 @@ export interface DnsblZoneConfig {
   filter?: string;
   weight: number;
   type: 'ip' | 'domain';
+  txt?: boolean;
+  errorFilter?: string;
+  selfTest?: boolean;
 }
 
 export interface Config {
@@ -121,6 +124,9 @@ export const CONFIG_SCHEMA: Schema = obj({
           filter: str({ pattern: /^[0-9.;[\]\-]+$/, description: 'a postscreen-style address pattern like 127.0.0.[2..11]' }),
           weight: num(-1000, 1000, true),
           type: str({ enum: ['ip', 'domain'] }),
+          txt: bool,
+          error_filter: str({ pattern: /^[0-9.;[\]\-]+$/, description: 'a postscreen-style address pattern' }),
+          self_test: bool,
         },
         ['zone'],
       ),
@@ -247,6 +253,9 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
       ...(typeof z.filter === 'string' ? { filter: z.filter } : {}),
       weight: typeof z.weight === 'number' ? z.weight : 1,
       type: (z.type as 'ip' | 'domain' | undefined) ?? 'ip',
+      ...(typeof z.txt === 'boolean' ? { txt: z.txt } : {}),
+      ...(typeof z.error_filter === 'string' ? { errorFilter: z.error_filter } : {}),
+      ...(typeof z.self_test === 'boolean' ? { selfTest: z.self_test } : {}),
     }));
   }
   if (typeof p.threshold === 'number') c.prescreen.threshold = p.threshold;

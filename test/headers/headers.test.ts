@@ -45,7 +45,7 @@ test('Authentication-Results: values that are not tokens are quoted, comments es
   const value = renderAuthenticationResults('mx.example.org', [
     { method: 'spf', result: 'fail', comment: 'a (nested) comment', properties: [['smtp.mailfrom', 'odd "local"@example.com']] },
   ]);
-  assert.equal(value, 'mx.example.org; spf=fail (a \\(nested\\) comment) smtp.mailfrom="odd \\"local\\"@example.com"');
+  assert.equal(value.replace(/\r\n\t/g, ' '), 'mx.example.org; spf=fail (a \\(nested\\) comment) smtp.mailfrom="odd \\"local\\"@example.com"');
 });
 
 test('authserv-id of received headers, with comments and quoting; forged ones detected case-insensitively', () => {

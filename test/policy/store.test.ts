@@ -34,7 +34,7 @@ test('a broken edit keeps the last good policy serving and says why', async () =
   writeFileSync(path, 'authserv_id: [oops\n');
   const o = await store.reload();
   assert.equal(o.ok, false);
-  assert.match((o as { error: string }).error, /checkid\.yaml: line 1, column \d+: YAML syntax error/);
+  assert.match((o as { error: string }).error, /checkid\.yaml: line \d+, column \d+: YAML syntax error/);
   assert.match((o as { error: string }).error, /keeping the last good policy, generation 1/);
   assert.equal(store.current().config.authservId, 'one.example');
   assert.equal(outcomes.length, 1);
