@@ -102,3 +102,14 @@ test('usage errors exit 2, config errors exit 3 naming file, line and key', asyn
   assert.equal(bad.code, 3);
   assert.ok(bad.stderr.includes(`${config}: line 3, column 3: prescreen.threshhold unknown key "threshhold" (did you mean "threshold"?)`), bad.stderr);
 });
+
+test('DNS server down (nothing listening) → TEMPFAIL 451 4.4.3, promptly', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'checkid-cli-'));
+  const config = join(dir, 'c.yaml');
+  writeFileSync(config, 'deadline_ms: 2000\nresolver:\n  timeout_ms: 300\n  attempts: 1\n');
+  const r = await checkid(['check', '--ip', '192.0.2.1', '--id', 'example.com', '--config', config, '--resolver', '127.0.0.1:9', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.action, 'TEMPFAIL');
+  assert.equal(out.reply.code, 451);
+});

@@ -86,3 +86,19 @@ test('a hook that throws or answers nonsense leaves the default verdict in force
   assert.match(r.session.facts.internalErrors[0]!, /boom/);
   assert.match(r.session.facts.internalErrors[1]!, /unknown action "MAYBE"/);
 });
+
+test('watch(): an edit of the config file is picked up without a restart', async () => {
+  const { path, store } = setup();
+  await store.load();
+  store.watch(20);
+  try {
+    writeFileSync(path, 'authserv_id: watched.example\n');
+    const deadline = Date.now() + 10_000;
+    while (store.current().config.authservId !== 'watched.example' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.equal(store.current().config.authservId, 'watched.example');
+  } finally {
+    store.close();
+  }
+});
