@@ -52,8 +52,8 @@ class SpfAbort extends Error {
 }
 
 function resolveLimits(partial: Partial<SpfLimits> | undefined): SpfLimits {
+  if (!partial) return DEFAULT_SPF_LIMITS;
   const limits: SpfLimits = { ...DEFAULT_SPF_LIMITS };
-  if (!partial) return limits;
   for (const key of Object.keys(limits) as (keyof SpfLimits)[]) {
     const v = partial[key];
     if (typeof v === 'number' && Number.isFinite(v) && v >= 0) limits[key] = Math.floor(v);
@@ -68,14 +68,31 @@ function resolveLimits(partial: Partial<SpfLimits> | undefined): SpfLimits {
 export function initialDomainProblem(domain: string): string | null {
   if (domain.length === 0) return 'the domain is empty';
   if (domain.length > 253) return 'the domain is longer than 253 characters';
-  const labels = domain.split('.');
-  if (labels.length < 2) return 'the domain is not a multi-label domain name';
-  for (const label of labels) {
-    if (label.length === 0) return 'the domain has an empty label';
-    if (label.length > 63) return `the label '${label.slice(0, 16)}…' is longer than 63 characters`;
-    if (!/^[a-z0-9_-]+$/i.test(label)) return `the label '${label}' has characters not allowed in a host name`;
+  let start = 0;
+  let labels = 0;
+  let numeric = true;
+  for (let i = 0; i <= domain.length; i++) {
+    const c = i < domain.length ? domain.charCodeAt(i) : 0x2e;
+    if (c === 0x2e) {
+      const len = i - start;
+      if (len === 0) return 'the domain has an empty label';
+      if (len > 63) return `the label '${domain.slice(start, start + 16)}…' is longer than 63 characters`;
+      labels++;
+      if (i < domain.length) numeric = true;
+      start = i + 1;
+      continue;
+    }
+    const ldh =
+      (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f;
+    if (!ldh) {
+      const end = domain.indexOf('.', i);
+      const label = domain.slice(start, end < 0 ? domain.length : end);
+      return `the label '${label}' has characters not allowed in a host name`;
+    }
+    if (c < 0x30 || c > 0x39) numeric = false;
   }
-  if (/^\d+$/.test(labels[labels.length - 1]!)) return 'the top-level label is all-numeric';
+  if (labels < 2) return 'the domain is not a multi-label domain name';
+  if (numeric) return 'the top-level label is all-numeric';
   return null;
 }
 
@@ -135,15 +152,24 @@ class Evaluation {
   private readonly ip6: Uint8Array;
   private readonly ipText: string;
   private readonly values: MacroValues;
-  private readonly ptrName: string;
+  private ptrNameCache: string | null = null;
+  private readonly ip: IpAddress;
   private validatedNames: Promise<string[]> | null = null;
   private readonly parsed = new Map<string, ReturnType<typeof parseRecord>>();
 
-  constructor(ip: IpAddress, args: CheckHostArgs, sender: { s: string; l: string; o: string }, deps: SpfDeps) {
+  constructor(
+    ip: IpAddress,
+    ipText: string,
+    args: CheckHostArgs,
+    sender: { s: string; l: string; o: string },
+    deps: SpfDeps,
+  ) {
     this.resolver = deps.resolver;
     this.clock = deps.clock ?? systemClock;
     this.limits = resolveLimits(deps.limits);
-    this.deadline = this.clock.now() + this.limits.maxElapsedMs;
+    const now = this.clock.now();
+    this.deadline = now + this.limits.maxElapsedMs;
+    this.ip = ip;
     let fire!: (r: DnsResult<RecordType>) => void;
     this.timeout = new Promise((resolve) => {
       fire = resolve;
@@ -167,7 +193,7 @@ class Evaluation {
     this.v4 = ip.family === 4;
     this.ip4 = this.v4 ? ((ip.bytes[0]! << 24) | (ip.bytes[1]! << 16) | (ip.bytes[2]! << 8) | ip.bytes[3]!) >>> 0 : 0;
     this.ip6 = ip.bytes;
-    this.ipText = formatIp(ip);
+    this.ipText = ipText;
     this.values = {
       s: sender.s,
       l: sender.l,
@@ -178,10 +204,15 @@ class Evaluation {
       h: args.helo || 'unknown',
       c: this.ipText,
       r: args.receiver || 'unknown',
-      t: String(Math.floor(this.clock.now() / 1000)),
+      t: String(Math.floor(now / 1000)),
       v: this.v4 ? 'in-addr' : 'ip6',
     };
-    this.ptrName = reverseName(ip);
+  }
+
+  /** The in-addr.arpa / ip6.arpa name of <ip>, computed on first use. */
+  private get ptrName(): string {
+    this.ptrNameCache ??= reverseName(this.ip);
+    return this.ptrNameCache;
   }
 
   dispose(): void {
@@ -501,6 +532,13 @@ function verdict(outcome: Outcome, ip: string, top: string): string {
   }
 }
 
+/** parseIp with a fast path for the common dotted quad. */
+function parseClientIp(text: string): IpAddress | null {
+  const n = ip4ToNumber(text);
+  if (n !== null) return { family: 4, bytes: Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255) };
+  return parseIp(text.trim());
+}
+
 function splitSender(sender: string, domain: string): { s: string; l: string; o: string } {
   const at = sender.lastIndexOf('@');
   if (at < 0) return { s: `postmaster@${domain}`, l: 'postmaster', o: domain };
@@ -520,8 +558,10 @@ export async function checkHost(args: CheckHostArgs, deps: SpfDeps): Promise<Spf
   // an internationalized name is looked up in its A-label form; '' when it has none
   if (/[^\x00-\x7f]/.test(domain)) domain = domainToASCII(domain);
   const sender = splitSender(args.sender, domain);
-  const ip = parseIp(args.ip.trim());
-  const base = { identity, domain, sender: sender.s, ip: ip ? formatIp(ip) : args.ip, lookups: 0, voidLookups: 0 };
+  const ip = parseClientIp(args.ip);
+  // a dotted quad that passed the strict ip4 grammar is already canonical
+  const ipText = ip ? (ip.family === 4 && ip4ToNumber(args.ip) !== null ? args.ip : formatIp(ip)) : args.ip;
+  const base = { identity, domain, sender: sender.s, ip: ipText, lookups: 0, voidLookups: 0 };
   if (!ip) {
     return { ...base, result: 'none', reason: `SPF was not evaluated: '${args.ip}' is not an IP address` };
   }
@@ -531,7 +571,7 @@ export async function checkHost(args: CheckHostArgs, deps: SpfDeps): Promise<Spf
   }
   let evaluation: Evaluation | null = null;
   try {
-    evaluation = new Evaluation(ip, args, sender, deps);
+    evaluation = new Evaluation(ip, ipText, args, sender, deps);
     const outcome = await evaluation.checkDomain(domain);
     const fact: SpfFact = {
       ...base,

@@ -169,8 +169,6 @@ export function parseDomainSpec(text: string): MacroString | string {
   return spec;
 }
 
-const IP4_NETWORK = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
 /** Parses a CIDR length ("0" or no leading zero) within 0..max; null when invalid. */
 function parseCidrLength(digits: string, max: number): number | null {
   if (digits.length === 0 || digits.length > 3) return null;
@@ -180,10 +178,32 @@ function parseCidrLength(digits: string, max: number): number | null {
   return v <= max ? v : null;
 }
 
+/**
+ * ip4-network = qnum "." qnum "." qnum "." qnum, qnum 0–255 without leading zeros; as an unsigned
+ * 32-bit number, or null.
+ */
 export function ip4ToNumber(text: string): number | null {
-  const m = IP4_NETWORK.exec(text);
-  if (!m) return null;
-  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  const n = text.length;
+  if (n < 7 || n > 15) return null;
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || ++dots > 3) return null;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && octet === 0) return null; // leading zero
+      octet = octet * 10 + (c - 0x30);
+      if (++digits > 3 || octet > 255) return null;
+    } else return null;
+  }
+  if (dots !== 3 || digits === 0) return null;
+  return value * 256 + octet;
 }
 
 export function maskOf(prefix: number): number {
