@@ -555,8 +555,9 @@ export async function checkHost(args: CheckHostArgs, deps: SpfDeps): Promise<Spf
   const identity = args.identity ?? 'mailfrom';
   let domain = args.domain.trim().toLowerCase();
   if (domain.endsWith('.')) domain = domain.slice(0, -1);
-  // an internationalized name is looked up in its A-label form; '' when it has none
-  if (/[^\x00-\x7f]/.test(domain)) domain = domainToASCII(domain);
+  // an internationalized name is looked up in its A-label form (domainToASCII gives '' for none)
+  const idn = /[^\x00-\x7f]/.test(domain);
+  if (idn) domain = domainToASCII(domain);
   const sender = splitSender(args.sender, domain);
   const ip = parseClientIp(args.ip);
   // a dotted quad that passed the strict ip4 grammar is already canonical
@@ -565,7 +566,7 @@ export async function checkHost(args: CheckHostArgs, deps: SpfDeps): Promise<Spf
   if (!ip) {
     return { ...base, result: 'none', reason: `SPF was not evaluated: '${args.ip}' is not an IP address` };
   }
-  const problem = initialDomainProblem(domain);
+  const problem = idn && domain === '' ? 'it is not a valid internationalized domain name' : initialDomainProblem(domain);
   if (problem !== null) {
     return { ...base, domain: args.domain, result: 'none', reason: `'${args.domain}' cannot have an SPF record: ${problem} (§4.3)` };
   }

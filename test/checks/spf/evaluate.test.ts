@@ -366,3 +366,25 @@ describe('identities', () => {
     }
   });
 });
+
+describe('odd inputs', () => {
+  test('never throw and never query names that cannot be names', async () => {
+    const d = deps({
+      'example.com': [{ TXT: 'v=spf1 a:%{l}.x.example.com exists:%{L}.%{h}.example.com ptr:%{s}.example.com -all' }],
+    });
+    const inputs = [
+      { ip: '', domain: 'example.com', sender: '' },
+      { ip: '192.0.2.1', domain: '\ud800.com', sender: '@' },
+      { ip: '192.0.2.1', domain: 'example.com', sender: '\ud800é x@example.com', helo: '\u0000' },
+      { ip: '::ffff:192.0.2.1', domain: 'EXAMPLE.com.', sender: 'a.b@example.com' },
+    ];
+    const results = [];
+    for (const args of inputs) {
+      const fact = await checkHost(args, d);
+      assert.ok(fact.reason.length > 0);
+      results.push(fact.result);
+    }
+    assert.deepEqual(results, ['none', 'none', 'fail', 'permerror']);
+    for (const entry of d.resolver.log) assert.match(entry, /^[\x21-\x7e]+$/, entry);
+  });
+});
