@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { ManualClock } from '../../../src/common/clock.ts';
 import { checkHelo, checkMailFrom, type SpfFact } from '../../../src/checks/spf/index.ts';
+import type { Resolver } from '../../../src/dns/types.ts';
 import { MemoryResolver, Zone, type ZoneData } from '../../support/zone.ts';
 
 export const SUITE_DIR = new URL('../../../../shared/testdata/spf/', import.meta.url);
@@ -56,8 +57,8 @@ export function loadSuite(file: string): SuiteCase[] {
 }
 
 /** Runs a case the way the reference runner does (an empty mailfrom checks the HELO identity). */
-export async function runCase(c: SuiteCase): Promise<SpfFact[]> {
-  const deps = { resolver: new MemoryResolver(c.zone), clock: new ManualClock() };
+export async function runCase(c: SuiteCase, resolver: Resolver = new MemoryResolver(c.zone)): Promise<SpfFact[]> {
+  const deps = { resolver, clock: new ManualClock() };
   const facts = [await checkMailFrom({ ip: c.host, mailFrom: c.mailfrom, helo: c.helo }, deps)];
   if (c.mailfrom === '') facts.push(await checkHelo({ ip: c.host, helo: c.helo }, deps));
   return facts;
