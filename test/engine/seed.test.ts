@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { parse } from 'yaml';
 import { Engine, staticPolicy } from '../../src/engine/engine.ts';
 import { defaultConfig, loadConfigFile } from '../../src/policy/config.ts';
-import { MemoryResolver, type ZoneData } from '../support/zone.ts';
+import { FIXTURES, seedZone } from '../support/fixtures.ts';
+import { MemoryResolver } from '../support/zone.ts';
 
-const zone = parse(readFileSync(new URL('../fixtures/seed-zone.yaml', import.meta.url), 'utf8')) as ZoneData;
+const zone = seedZone();
 
 function engineWith(configFile: string | null, mutate?: (c: ReturnType<typeof defaultConfig>) => void) {
   const resolver = new MemoryResolver(zone);
-  const config = configFile ? loadConfigFile(new URL(`../fixtures/${configFile}`, import.meta.url).pathname) : defaultConfig();
+  const config = configFile ? loadConfigFile(`${FIXTURES}${configFile}`) : defaultConfig();
   mutate?.(config);
   return { engine: new Engine({ resolver, policy: staticPolicy(config, resolver) }), resolver, config };
 }

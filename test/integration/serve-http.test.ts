@@ -6,17 +6,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { parse } from 'yaml';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import type { ZoneData } from '../support/zone.ts';
+import { CHECKID_BIN, FIXTURES, seedZone } from '../support/fixtures.ts';
 
-const bin = new URL('../../bin/checkid.mjs', import.meta.url).pathname;
-const fixtures = new URL('../fixtures/', import.meta.url).pathname;
-const zone = parse(readFileSync(join(fixtures, 'seed-zone.yaml'), 'utf8')) as ZoneData;
+const bin = CHECKID_BIN;
+const fixtures = FIXTURES;
 
 let dns: DnsTestServer;
 before(async () => {
-  dns = await startDnsServer({ zone });
+  dns = await startDnsServer({ zone: seedZone() });
 });
 after(async () => {
   await dns.close();
