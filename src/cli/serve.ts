@@ -29,7 +29,7 @@ const jsonLog: Logger = (level, message, fields) => {
 };
 
 export async function runServe(command: 'serve' | 'http', argv: string[]): Promise<number> {
-  let values;
+  let values: { config?: string; resolver?: string[]; listen?: string; help?: boolean };
   let listen: { host: string; port: number };
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false }));
@@ -42,7 +42,7 @@ export async function runServe(command: 'serve' | 'http', argv: string[]): Promi
     process.stderr.write(`checkid ${command}: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  let runtime;
+  let runtime: Awaited<ReturnType<typeof startRuntime>>;
   try {
     runtime = await startRuntime({
       ...(values.config ? { configPath: values.config } : {}),

@@ -133,8 +133,16 @@ export class Session {
       this.checkLocalDomains();
       // SPF and CSA first: the HELO check's "3-strikes" verdict uses them (and iprev from connect)
       await Promise.all([
-        config.csa.enabled ? checkCsa({ ip, helo }, deps).then((r) => void (this.facts.csa = r)) : undefined,
-        config.spf.helo && isFqdn(helo) ? spfHelo({ ip, helo }, deps).then((r) => void (this.facts.spfHelo = r)) : undefined,
+        config.csa.enabled
+          ? checkCsa({ ip, helo }, deps).then((r) => {
+              this.facts.csa = r;
+            })
+          : undefined,
+        config.spf.helo && isFqdn(helo)
+          ? spfHelo({ ip, helo }, deps).then((r) => {
+              this.facts.spfHelo = r;
+            })
+          : undefined,
       ]);
       if (config.helo.enabled) {
         const f = this.facts;

@@ -17,15 +17,16 @@ export function renderAuthenticationResults(authservId: string, results: MethodR
   const id = quoteValue(authservId);
   if (results.length === 0) return `${id}; none`;
   const parts: string[] = [`${id};`];
-  results.forEach((r, i) => {
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!;
     const words = [`${r.method}=${r.result}`];
     if (r.comment) words.push(comment(r.comment));
     if (r.reason) words.push(`reason=${quoteValue(r.reason)}`);
     for (const [key, value] of r.properties) words.push(`${key}=${propertyValue(value)}`);
-    const last = i === results.length - 1;
-    // keep each resinfo's words together where it fits, but allow breaks between them
-    words.forEach((w, j) => parts.push(j === words.length - 1 && !last ? `${w};` : w));
-  });
+    // a resinfo ends with ";" unless it is the last; folding may break between any two words
+    if (i < results.length - 1) words[words.length - 1] += ';';
+    parts.push(...words);
+  }
   return foldParts(`${AUTHENTICATION_RESULTS}:`, parts);
 }
 

@@ -121,11 +121,11 @@ export const CONFIG_SCHEMA: Schema = obj({
       obj(
         {
           zone: str({ pattern: DOMAIN, description: 'a DNS zone name' }),
-          filter: str({ pattern: /^[0-9.;[\]\-]+$/, description: 'a postscreen-style address pattern like 127.0.0.[2..11]' }),
+          filter: str({ pattern: /^[0-9.;[\]-]+$/, description: 'a postscreen-style address pattern like 127.0.0.[2..11]' }),
           weight: num(-1000, 1000, true),
           type: str({ enum: ['ip', 'domain'] }),
           txt: bool,
-          error_filter: str({ pattern: /^[0-9.;[\]\-]+$/, description: 'a postscreen-style address pattern' }),
+          error_filter: str({ pattern: /^[0-9.;[\]-]+$/, description: 'a postscreen-style address pattern' }),
           self_test: bool,
         },
         ['zone'],

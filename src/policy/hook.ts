@@ -20,7 +20,7 @@ export interface HookContext {
   recipient?: string;
 }
 
-export type HookAnswer = Partial<Verdict> | undefined | null | void;
+export type HookAnswer = Partial<Verdict> | undefined | null;
 export type PolicyHook = (ctx: HookContext) => HookAnswer | Promise<HookAnswer>;
 
 export class HookError extends Error {

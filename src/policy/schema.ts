@@ -67,7 +67,7 @@ export function validate(value: unknown, schema: Schema, path: Array<string | nu
       if (!Array.isArray(value)) fail(`must be a list, not ${typeName(value)}`);
       else {
         if (schema.maxItems !== undefined && value.length > schema.maxItems) fail(`has more than ${schema.maxItems} items`);
-        value.forEach((item, i) => errors.push(...validate(item, schema.items, [...path, i])));
+        for (let i = 0; i < value.length; i++) errors.push(...validate(value[i], schema.items, [...path, i]));
       }
       break;
     case 'object': {
