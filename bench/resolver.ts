@@ -1,0 +1,193 @@
+/**
+ * Resolver throughput against the test DNS server running in a child process
+ * (scripts/dns-server.ts): our StubResolver without a cache (wire speed) versus node:dns
+ * (c-ares) at 1 and 64 queries in flight, over unique names, plus our cached resolver warm and
+ * two socket-pool variants. Prints one JSON object.
+ *
+ *   node bench/resolver.ts [--names 20000] [--seconds 1] [--rounds 2]
+ *
+ * Each case runs for `seconds`, cycling through the names (the server has no cache, and at most
+ * 64 distinct names are in flight, so no query profits from another); ours and node:dns alternate
+ * for `rounds` rounds and the figures are totals over the rounds.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { Resolver as NodeResolver } from 'node:dns/promises';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { CachingResolver } from '../src/dns/cache.ts';
+import { StubResolver, type StubResolverOptions } from '../src/dns/stub.ts';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!(v > 0)) throw new Error(`bad --${name}`);
+  return v;
+}
+
+const NAMES = Math.floor(arg('names', 20000));
+const SECONDS = arg('seconds', 1);
+const ROUNDS = Math.floor(arg('rounds', 2));
+
+async function startServerProcess(zoneFile: string): Promise<{ child: ChildProcess; address: string }> {
+  const script = new URL('../scripts/dns-server.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, [script, '--zone', zoneFile, '--listen', '127.0.0.1:0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const address = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`dns-server exited with ${code}`)));
+    lines.once('line', (line) => resolve((JSON.parse(line) as { listening: string }).listening));
+  });
+  return { child, address };
+}
+
+interface CaseResult {
+  queries: number;
+  failed: number;
+  ms: number;
+  qps: number;
+}
+
+let cursor = 0;
+
+/** Runs `lookup` with `concurrency` workers for `seconds` (or over `names` once, if given). */
+async function run(
+  lookup: (name: string) => Promise<boolean>,
+  concurrency: number,
+  seconds: number,
+  names?: string[],
+): Promise<CaseResult> {
+  let done = 0;
+  let failed = 0;
+  let i = 0;
+  const start = performance.now();
+  const deadline = start + seconds * 1000;
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      let name: string;
+      if (names) {
+        if (i >= names.length) return;
+        name = names[i++]!;
+      } else {
+        if (performance.now() >= deadline) return;
+        name = `n${cursor++ % NAMES}.bench.test`;
+      }
+      if (!(await lookup(name))) failed++;
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const ms = performance.now() - start;
+  return { queries: done, failed, ms: Math.round(ms), qps: Math.round((done / ms) * 1000) };
+}
+
+function add(results: Record<string, CaseResult>, key: string, r: CaseResult): void {
+  const prev = results[key];
+  const queries = (prev?.queries ?? 0) + r.queries;
+  const ms = (prev?.ms ?? 0) + r.ms;
+  results[key] = {
+    queries,
+    failed: (prev?.failed ?? 0) + r.failed,
+    ms,
+    qps: Math.round((queries / ms) * 1000),
+  };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'checkid-bench-'));
+const zoneFile = join(dir, 'zone.yaml');
+const zone: Record<string, unknown[]> = {};
+for (let i = 0; i < NAMES; i++) {
+  zone[`n${i}.bench.test`] = [{ TXT: `v=spf1 ip4:192.0.2.${i % 256} -all` }, { A: `192.0.2.${i % 256}` }];
+}
+writeFileSync(zoneFile, JSON.stringify(zone)); // JSON is YAML
+const { child, address } = await startServerProcess(zoneFile);
+
+const ours = (options: Partial<StubResolverOptions> = {}) => {
+  const stub = new StubResolver({
+    servers: [address],
+    timeoutMs: 2000,
+    attempts: 2,
+    maxInFlight: 64,
+    ...options,
+  });
+  return {
+    stub,
+    lookup: async (name: string) => (await stub.query(name, 'TXT')).status === 'ok',
+  };
+};
+const nodeDns = () => {
+  const r = new NodeResolver({ timeout: 2000, tries: 2 });
+  r.setServers([address]);
+  return async (name: string) => {
+    try {
+      return (await r.resolveTxt(name)).length > 0;
+    } catch {
+      return false;
+    }
+  };
+};
+
+// warm up both paths (JIT, sockets, the server process)
+{
+  const o = ours();
+  await run(o.lookup, 16, 0.5);
+  await o.stub.close();
+  await run(nodeDns(), 16, 0.5);
+}
+
+const results: Record<string, CaseResult> = {};
+for (let round = 0; round < ROUNDS; round++) {
+  for (const c of [1, 64]) {
+    // alternate the two so drift on a shared machine hits both
+    const o = ours();
+    add(results, `ours_c${c}`, await run(o.lookup, c, SECONDS));
+    await o.stub.close();
+    add(results, `node_c${c}`, await run(nodeDns(), c, SECONDS));
+  }
+}
+{
+  const o = ours({ queriesPerSocket: 1 });
+  add(results, 'ours_c64_perQuerySocket', await run(o.lookup, 64, SECONDS));
+  await o.stub.close();
+  const one = ours({ sockets: 1, queriesPerSocket: 1_000_000 });
+  add(results, 'ours_c64_oneLongLivedSocket', await run(one.lookup, 64, SECONDS));
+  await one.stub.close();
+}
+{
+  const o = ours();
+  const cache = new CachingResolver(o.stub, { maxEntries: 100_000 });
+  const names = Array.from({ length: Math.min(NAMES, 5000) }, (_, i) => `n${i}.bench.test`);
+  const lookup = async (name: string) => (await cache.query(name, 'TXT')).status === 'ok';
+  await run(lookup, 64, 60, names); // fill
+  const before = cache.stats();
+  add(results, 'cachedWarm_c1', await run(lookup, 1, SECONDS, names));
+  add(results, 'cachedWarm_c64', await run(lookup, 64, SECONDS, names));
+  if (cache.stats().misses !== before.misses) throw new Error('warm cache missed');
+  await o.stub.close();
+}
+
+child.kill('SIGTERM');
+await new Promise((resolve) => child.once('exit', resolve));
+rmSync(dir, { recursive: true, force: true });
+
+const ratio = (c: number) => Number((results[`ours_c${c}`]!.qps / results[`node_c${c}`]!.qps).toFixed(2));
+process.stdout.write(
+  `${JSON.stringify(
+    {
+      bench: 'resolver',
+      node: process.version,
+      server: 'scripts/dns-server.ts (dns-packet, child process)',
+      names: NAMES,
+      secondsPerCase: SECONDS,
+      rounds: ROUNDS,
+      qps: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.qps])),
+      ratioOursToNode: { c1: ratio(1), c64: ratio(64) },
+      cases: results,
+    },
+    null,
+    2,
+  )}\n`,
+);
