@@ -2,9 +2,10 @@
  * Resolver throughput against the test DNS server running in a child process
  * (scripts/dns-server.ts): our StubResolver without a cache (wire speed) versus node:dns
  * (c-ares) at 1 and 64 queries in flight, over unique names, plus our cached resolver warm and
- * two socket-pool variants. Prints one JSON object.
+ * two socket-pool variants. Ours is measured with its default EDNS OPT record and without one
+ * (node:dns sends none, so that is the like-for-like packet). Prints one JSON object.
  *
- *   node bench/resolver.ts [--names 20000] [--seconds 1] [--rounds 2]
+ *   node bench/resolver.ts [--names 20000] [--seconds 0.5] [--rounds 2]
  *
  * Each case runs for `seconds`, cycling through the names (the server has no cache, and at most
  * 64 distinct names are in flight, so no query profits from another); ours and node:dns alternate
@@ -28,7 +29,7 @@ function arg(name: string, fallback: number): number {
 }
 
 const NAMES = Math.floor(arg('names', 20000));
-const SECONDS = arg('seconds', 1);
+const SECONDS = arg('seconds', 0.5);
 const ROUNDS = Math.floor(arg('rounds', 2));
 
 async function startServerProcess(zoneFile: string): Promise<{ child: ChildProcess; address: string }> {
@@ -53,29 +54,20 @@ interface CaseResult {
 
 let cursor = 0;
 
-/** Runs `lookup` with `concurrency` workers for `seconds` (or over `names` once, if given). */
+/** Runs `lookup` with `concurrency` workers for `seconds`, taking names from `nameAt`. */
 async function run(
   lookup: (name: string) => Promise<boolean>,
   concurrency: number,
   seconds: number,
-  names?: string[],
+  nameAt: () => string = () => `n${cursor++ % NAMES}.bench.test`,
 ): Promise<CaseResult> {
   let done = 0;
   let failed = 0;
-  let i = 0;
   const start = performance.now();
   const deadline = start + seconds * 1000;
   const worker = async (): Promise<void> => {
-    for (;;) {
-      let name: string;
-      if (names) {
-        if (i >= names.length) return;
-        name = names[i++]!;
-      } else {
-        if (performance.now() >= deadline) return;
-        name = `n${cursor++ % NAMES}.bench.test`;
-      }
-      if (!(await lookup(name))) failed++;
+    while (performance.now() < deadline) {
+      if (!(await lookup(nameAt()))) failed++;
       done++;
     }
   };
@@ -97,12 +89,12 @@ function add(results: Record<string, CaseResult>, key: string, r: CaseResult): v
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'checkid-bench-'));
-const zoneFile = join(dir, 'zone.yaml');
+const zoneFile = join(dir, 'zone.json');
 const zone: Record<string, unknown[]> = {};
 for (let i = 0; i < NAMES; i++) {
   zone[`n${i}.bench.test`] = [{ TXT: `v=spf1 ip4:192.0.2.${i % 256} -all` }, { A: `192.0.2.${i % 256}` }];
 }
-writeFileSync(zoneFile, JSON.stringify(zone)); // JSON is YAML
+writeFileSync(zoneFile, JSON.stringify(zone));
 const { child, address } = await startServerProcess(zoneFile);
 
 const ours = (options: Partial<StubResolverOptions> = {}) => {
@@ -141,11 +133,15 @@ const nodeDns = () => {
 const results: Record<string, CaseResult> = {};
 for (let round = 0; round < ROUNDS; round++) {
   for (const c of [1, 64]) {
-    // alternate the two so drift on a shared machine hits both
+    // alternate them so drift on a shared machine hits all three
     const o = ours();
     add(results, `ours_c${c}`, await run(o.lookup, c, SECONDS));
     await o.stub.close();
     add(results, `node_c${c}`, await run(nodeDns(), c, SECONDS));
+    // node:dns sends no OPT record; this is the same packet, so the server does the same work
+    const plain = ours({ udpPayloadSize: false });
+    add(results, `oursNoEdns_c${c}`, await run(plain.lookup, c, SECONDS));
+    await plain.stub.close();
   }
 }
 {
@@ -161,10 +157,14 @@ for (let round = 0; round < ROUNDS; round++) {
   const cache = new CachingResolver(o.stub, { maxEntries: 100_000 });
   const names = Array.from({ length: Math.min(NAMES, 5000) }, (_, i) => `n${i}.bench.test`);
   const lookup = async (name: string) => (await cache.query(name, 'TXT')).status === 'ok';
-  await run(lookup, 64, 60, names); // fill
+  for (let i = 0; i < names.length; i += 64) {
+    await Promise.all(names.slice(i, i + 64).map(lookup)); // fill
+  }
   const before = cache.stats();
-  add(results, 'cachedWarm_c1', await run(lookup, 1, SECONDS, names));
-  add(results, 'cachedWarm_c64', await run(lookup, 64, SECONDS, names));
+  let i = 0;
+  const cycle = () => names[i++ % names.length]!;
+  add(results, 'cachedWarm_c1', await run(lookup, 1, SECONDS, cycle));
+  add(results, 'cachedWarm_c64', await run(lookup, 64, SECONDS, cycle));
   if (cache.stats().misses !== before.misses) throw new Error('warm cache missed');
   await o.stub.close();
 }
@@ -173,7 +173,8 @@ child.kill('SIGTERM');
 await new Promise((resolve) => child.once('exit', resolve));
 rmSync(dir, { recursive: true, force: true });
 
-const ratio = (c: number) => Number((results[`ours_c${c}`]!.qps / results[`node_c${c}`]!.qps).toFixed(2));
+const ratio = (c: number, who = 'ours') =>
+  Number((results[`${who}_c${c}`]!.qps / results[`node_c${c}`]!.qps).toFixed(2));
 process.stdout.write(
   `${JSON.stringify(
     {
@@ -185,6 +186,7 @@ process.stdout.write(
       rounds: ROUNDS,
       qps: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.qps])),
       ratioOursToNode: { c1: ratio(1), c64: ratio(64) },
+      ratioOursNoEdnsToNode: { c1: ratio(1, 'oursNoEdns'), c64: ratio(64, 'oursNoEdns') },
       cases: results,
     },
     null,

@@ -4,8 +4,8 @@
  *   node scripts/dns-server.ts --zone FILE.yaml [--listen 127.0.0.1:5353] [--ttl 300]
  *
  * FILE.yaml holds zone data in the RFC 7208 suite's `zonedata` form: either a mapping of names to
- * record lists, or documents with a `zonedata:` key (several documents are merged). Port 0 picks
- * a free port. Once listening it prints one JSON line {"listening":"host:port"}; on SIGINT or
+ * record lists, or documents with a `zonedata:` key (several documents are merged). A file named
+ * *.json is read with JSON.parse (much faster for big generated zones). Port 0 picks a free port. Once listening it prints one JSON line {"listening":"host:port"}; on SIGINT or
  * SIGTERM it prints {"stats":{...}} and exits.
  */
 import { readFileSync } from 'node:fs';
@@ -44,9 +44,21 @@ function parseArgs(argv: string[]): { zone: string; host: string; port: number; 
 
 function loadZone(path: string): ZoneData {
   const data: ZoneData = {};
-  for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
-    if (doc.errors.length > 0) usage(`${path}: ${doc.errors[0]!.message}`);
-    const value = doc.toJS() as Record<string, unknown> | null;
+  const text = readFileSync(path, 'utf8');
+  let docs: unknown[];
+  if (path.endsWith('.json')) {
+    try {
+      docs = [JSON.parse(text)];
+    } catch (err) {
+      usage(`${path}: ${(err as Error).message}`);
+    }
+  } else {
+    docs = parseAllDocuments(text).map((doc) => {
+      if (doc.errors.length > 0) usage(`${path}: ${doc.errors[0]!.message}`);
+      return doc.toJS();
+    });
+  }
+  for (const value of docs) {
     if (!value || typeof value !== 'object') continue;
     const zonedata = 'zonedata' in value ? (value.zonedata as ZoneData | null) : (value as ZoneData);
     Object.assign(data, zonedata ?? {});

@@ -44,7 +44,7 @@ export interface StubResolverOptions {
   udpPayloadSize?: number | false;
   /** connected UDP sockets per server, used in turn (default 4) */
   sockets?: number;
-  /** a UDP socket is closed and replaced by one on a new random port after this many queries (default 256) */
+  /** a UDP socket is closed and replaced by one on a new random port after this many queries (default 1024) */
   queriesPerSocket?: number;
 }
 
@@ -95,8 +95,8 @@ class UdpSlot {
   readonly socket: dgram.Socket;
   readonly server: number;
   readonly pending = new Map<number, Registration>();
-  /** packets waiting for connect() to finish */
-  backlog: Buffer[] | null = [];
+  /** packets waiting for connect() to finish, with the task each belongs to */
+  backlog: { packet: Buffer; task: Task }[] | null = [];
   sent = 0;
   retired = false;
   closed = false;
@@ -134,8 +134,10 @@ class Task {
   readonly registrations: { slot: UdpSlot; id: number }[] = [];
   tcp: net.Socket | null = null;
   /** servers that gave a definite failure (SERVFAIL, REFUSED, …): not asked again */
-  readonly failedServers = new Set<number>();
+  failedServers: Set<number> | null = null;
   rcodeFailure: Failure | null = null;
+  /** the last undecodable datagram that carried our ID from the right server */
+  malformed: string | null = null;
   lastFailure: Failure | null = null;
   constructor(key: string, name: string, labels: readonly Uint8Array[], type: RecordType) {
     this.key = key;
@@ -143,6 +145,12 @@ class Task {
     this.labels = labels;
     this.type = type;
   }
+}
+
+/** The server gave a definite failure for this question: do not ask it again. */
+function markFailed(task: Task, server: number): void {
+  if (!task.failedServers) task.failedServers = new Set();
+  task.failedServers.add(server);
 }
 
 function abortResult(signal: AbortSignal): AnyResult {
@@ -201,7 +209,7 @@ export class StubResolver implements Resolver {
         ? false
         : Math.max(512, Math.min(65535, options.udpPayloadSize ?? DEFAULT_UDP_PAYLOAD));
     this.socketsPerServer = positive(options.sockets, 4, 'sockets');
-    this.queriesPerSocket = positive(options.queriesPerSocket, 256, 'queriesPerSocket');
+    this.queriesPerSocket = positive(options.queriesPerSocket, 1024, 'queriesPerSocket');
     this.pools = servers.map(() => new Array<UdpSlot | null>(this.socketsPerServer).fill(null));
     this.poolNext = servers.map(() => 0);
     this.noEdnsUntil = servers.map(() => 0);
@@ -330,7 +338,11 @@ export class StubResolver implements Resolver {
   // --- tries ----------------------------------------------------------------------------------
 
   private failureResult(task: Task): AnyResult {
-    const f = task.rcodeFailure ?? task.lastFailure ?? { status: 'timeout', message: 'no answer' };
+    let f = task.rcodeFailure ?? task.lastFailure ?? { status: 'timeout', message: 'no answer' };
+    // a server that only ever sent garbage is broken, not slow
+    if (!task.rcodeFailure && task.malformed && f.status === 'timeout') {
+      f = { status: 'error', message: `malformed reply: ${task.malformed}; ${f.message}` };
+    }
     let message = f.message;
     if (task.rcodeFailure && task.lastFailure && task.lastFailure !== task.rcodeFailure) {
       message += `; last try: ${task.lastFailure.message}`;
@@ -346,7 +358,7 @@ export class StubResolver implements Resolver {
     let server = -1;
     while (task.tries < this.totalTries) {
       const candidate = (task.firstServer + task.tries++) % n;
-      if (!task.failedServers.has(candidate)) {
+      if (!task.failedServers?.has(candidate)) {
         server = candidate;
         break;
       }
@@ -397,7 +409,7 @@ export class StubResolver implements Resolver {
       const backlog = slot.backlog;
       slot.backlog = null;
       if (slot.closed || !backlog) return;
-      for (const packet of backlog) this.transmit(slot, packet);
+      for (const { packet, task } of backlog) this.transmit(slot, packet, task);
     });
     socket.unref();
     this.openSlots.add(slot);
@@ -405,15 +417,22 @@ export class StubResolver implements Resolver {
     return slot;
   }
 
-  private transmit(slot: UdpSlot, packet: Buffer): void {
+  /** A send error (ENOBUFS, EPERM from a firewall, …) fails this packet's try only. */
+  private transmit(slot: UdpSlot, packet: Buffer, task: Task): void {
     slot.socket.send(packet, (err) => {
-      if (err) this.onSlotError(slot, err);
+      if (!err || task.state !== 'running' || task.server !== slot.server || task.tcp) return;
+      task.lastFailure = {
+        status: 'error',
+        message: `send to ${formatServer(this.servers[slot.server]!)}: ${err.message}`,
+      };
+      this.nextTry(task);
     });
   }
 
   /**
-   * A send failed, connect failed, or the kernel reported an ICMP error for this server (e.g.
-   * ECONNREFUSED: nothing listens on that port). The tries waiting on this socket stop waiting.
+   * connect() failed, or the kernel reported an ICMP error for this server (ECONNREFUSED:
+   * nothing listens on that port). Every try waiting on this socket stops waiting, and the server
+   * is not asked again for those questions.
    */
   private onSlotError(slot: UdpSlot, err: Error): void {
     const addr = this.servers[slot.server]!;
@@ -424,7 +443,7 @@ export class StubResolver implements Resolver {
       const task = reg.task;
       if (task.state !== 'running') continue;
       task.rcodeFailure = failure;
-      task.failedServers.add(slot.server);
+      markFailed(task, slot.server);
       if (task.server === slot.server && !task.tcp) this.nextTry(task);
     }
     if (slot.retired && slot.pending.size === 0) void this.closeSlot(slot);
@@ -471,8 +490,8 @@ export class StubResolver implements Resolver {
     if (++slot.sent >= this.queriesPerSocket) this.retire(slot);
     this.counters.udpSent++;
     this.armTimer(task, server, 'UDP');
-    if (slot.backlog) slot.backlog.push(packet);
-    else this.transmit(slot, packet);
+    if (slot.backlog) slot.backlog.push({ packet, task });
+    else this.transmit(slot, packet, task);
   }
 
   private onDatagram(slot: UdpSlot, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -497,7 +516,7 @@ export class StubResolver implements Resolver {
       reply = decodeMessage(msg);
     } catch (err) {
       ignored.malformed++;
-      reg.task.lastFailure = { status: 'error', message: `malformed reply: ${(err as Error).message}` };
+      reg.task.malformed = (err as Error).message;
       return;
     }
     if (!this.answersQuestion(reply, reg.task)) {
@@ -547,7 +566,7 @@ export class StubResolver implements Resolver {
       }
     }
     task.rcodeFailure = { status: outcome.status, message: label };
-    task.failedServers.add(server);
+    markFailed(task, server);
     // a late answer to an earlier try only marks that server; the current try keeps running
     if (task.server === server) {
       this.dropTcp(task);

@@ -460,6 +460,24 @@ describe('odd servers', () => {
     }
   });
 
+  test('a server that only sends garbage is an error, not a timeout', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const raw = await rawServer((q) => [
+      Uint8Array.of(q.id >> 8, q.id & 0xff, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0),
+    ]);
+    try {
+      const r = resolver({ servers: [raw.address], timeoutMs: 1000, attempts: 1 });
+      const pending = r.query('junk.example', 'A');
+      await until(() => r.stats().ignored.malformed === 1, 'the garbage');
+      t.mock.timers.tick(1000);
+      const res = await pending;
+      assert.equal(res.status, 'error');
+      assert.match((res as { message: string }).message, /malformed reply: .*timeout after 1000 ms/);
+    } finally {
+      await raw.close();
+    }
+  });
+
   test('a referral (NS, no SOA, not authoritative) is not mistaken for NODATA', async () => {
     const raw = await rawServer((q) => {
       const name = q.questions[0]!.name;
