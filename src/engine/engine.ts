@@ -20,8 +20,9 @@ export type Logger = (level: LogLevel, message: string, fields?: Record<string, 
 /** Compiled from a config when it loads; a throw here rejects the config (last good one stays). */
 export interface Prepared {
   localList: LocalLists;
-  /** validated (compileZones) when the config loads */
-  dnsblZones: DnsblZoneConfig[];
+  /** DNS lists by what they look up; validated (compileZones) when the config loads */
+  ipZones: DnsblZoneConfig[];
+  domainZones: DnsblZoneConfig[];
   ratingProviders: RatingProvider[];
 }
 
@@ -39,22 +40,18 @@ export interface EngineOptions {
   clock?: Clock;
   dnsblMonitor?: DnsblZoneHealth;
   log?: Logger;
-  /** extra rating services (e.g. SIQ) besides the registries named in the config */
-  extraRatingProviders?: (config: Config) => RatingProvider[];
 }
 
 /** Builds what a config needs at run time (the PolicyStore's `prepare`). */
 export function prepareConfig(config: Config, resolver: Resolver, extra?: (config: Config) => RatingProvider[]): Prepared {
+  const zones = config.prescreen.dnsbl;
+  compileZones(zones);
   return {
     localList: new LocalLists({ allow: config.prescreen.allow, block: config.prescreen.block }),
-    dnsblZones: validatedZones(config.prescreen.dnsbl),
+    ipZones: zones.filter((z) => z.type !== 'domain'),
+    domainZones: zones.filter((z) => z.type === 'domain'),
     ratingProviders: [...config.ratings.registries.map((r) => new DnsRegistry(r.zone, resolver)), ...(extra?.(config) ?? [])],
   };
-}
-
-function validatedZones(zones: DnsblZoneConfig[]): DnsblZoneConfig[] {
-  compileZones(zones);
-  return zones;
 }
 
 /** The checkID() input: what is known at call time. Hdrs/Body only after DATA. */
@@ -75,6 +72,8 @@ export interface CheckIdResult {
   headers: Verdict['headers'];
   /** the full verdict (stage, reason, explanation, header removals) and the facts behind it */
   verdict: Verdict;
+  /** the verdict for each recipient, when recipients were given */
+  recipients: Array<{ rcpt: string; verdict: Verdict }>;
   session: Session;
 }
 
@@ -102,7 +101,10 @@ export class Engine {
    */
   async checkID(input: CheckIdInput): Promise<CheckIdResult> {
     const session = this.session(input.ip);
-    const done = (verdict: Verdict): CheckIdResult => ({ action: verdict.action, reply: verdict.reply, headers: verdict.headers, verdict, session });
+    const recipients: CheckIdResult['recipients'] = [];
+    const done = (verdict: Verdict): CheckIdResult => ({ action: verdict.action, reply: verdict.reply, headers: verdict.headers, verdict, recipients, session });
+    const hasMessage = (input.headers !== undefined && input.headers !== null) || (input.body !== undefined && input.body !== null);
+    const headers = typeof input.headers === 'string' ? parseHeaderBlock(input.headers) : (input.headers ?? []);
     let v = await session.connect();
     if (v.action !== 'CONTINUE') return done(v);
     if (input.helo) {
@@ -117,14 +119,19 @@ export class Engine {
       v = await session.mailFrom(input.mailFrom);
       if (v.action !== 'CONTINUE') return done(v);
     }
-    for (const r of input.rcpt ?? []) {
-      v = await session.rcpt(r);
-      if (v.action !== 'CONTINUE') return done(v);
-    }
-    const hasMessage = (input.headers !== undefined && input.headers !== null) || (input.body !== undefined && input.body !== null);
-    if (!hasMessage) return done(v);
-    const headers = typeof input.headers === 'string' ? parseHeaderBlock(input.headers) : (input.headers ?? []);
+    // the header fields are known to the caller already: record them before any final verdict, so
+    // an early ACCEPT still lists forged Authentication-Results for removal
     for (const [name, value] of headers) session.header(name, value);
+    if ((input.rcpt ?? []).length > 0) {
+      // every recipient is decided (per-recipient thresholds); like an MTA, the message goes on
+      // for the recipients that were not refused
+      for (const rcpt of input.rcpt ?? []) recipients.push({ rcpt, verdict: await session.rcpt(rcpt) });
+      const open = recipients.filter((r) => r.verdict.action === 'CONTINUE');
+      const accepted = recipients.filter((r) => r.verdict.action === 'ACCEPT' || r.verdict.action === 'FILTER' || r.verdict.action === 'DISCARD');
+      if (open.length === 0) return done((accepted[0] ?? recipients[0]!).verdict);
+      v = open[0]!.verdict;
+    }
+    if (!hasMessage) return done(v);
     if (input.body !== undefined && input.body !== null) session.body(input.body);
     return done(await session.endOfMessage());
   }
@@ -143,7 +150,7 @@ export function parseHeaderBlock(block: string): Array<[string, string]> {
     }
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
-    out.push([line.slice(0, colon), line.slice(colon + 1).replace(/^[ \t]/, '')]);
+    out.push([line.slice(0, colon).trimEnd(), line.slice(colon + 1).replace(/^[ \t]/, '')]);
   }
   return out;
 }

@@ -52,12 +52,10 @@ export interface Facts {
   ratings?: RatingsFact;
   /** received Authentication-Results that carry our authserv-id */
   forgedAuthResults: HeaderRemoval[];
-  /** methods that need the message and have not run yet */
-  pending: string[];
   /** checks that failed internally (bugs, not DNS trouble) */
   internalErrors: string[];
 }
 
 export function emptyFacts(ip: string): Facts {
-  return { envelope: { ip, rcpt: [] }, forgedAuthResults: [], pending: [], internalErrors: [] };
+  return { envelope: { ip, rcpt: [] }, forgedAuthResults: [], internalErrors: [] };
 }

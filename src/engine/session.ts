@@ -3,8 +3,8 @@
  * stage starts the checks whose inputs now exist, records their facts, and asks the policy for a
  * verdict. It knows no MTA protocol; adapters call these methods.
  */
-import { domainOfAddress, isFqdn, normalizeDomain } from '../common/domain.ts';
-import { normalizeIp } from '../common/ip.ts';
+import { domainOfAddress, isFqdn, normalizeDomain, stripBrackets } from '../common/domain.ts';
+import { formatIp, parseIp } from '../common/ip.ts';
 import { checkCsa } from '../checks/csa/index.ts';
 import { checkDnsbl } from '../checks/dnsbl/index.ts';
 import { checkHelo as checkHeloName } from '../checks/helo/index.ts';
@@ -21,8 +21,16 @@ import type { EngineContext, Prepared } from './engine.ts';
 import { emptyFacts, type Facts, type RatingsFact } from './facts.ts';
 import type { Stage, Verdict } from './verdict.ts';
 
+/** Bad input from the adapter (not an IP, CR/LF in a command argument, an ID that is no domain). */
 export class SessionError extends Error {
   override name = 'SessionError';
+}
+
+/** SMTP arguments never contain line breaks or NULs; refuse them rather than carry them into replies. */
+function argument(what: string, value: string): string {
+  if (/[\x00\r\n]/.test(value)) throw new SessionError(`${what} contains a line break or NUL`);
+  if (value.length > 1000) throw new SessionError(`${what} is longer than 1000 characters`);
+  return value.trim();
 }
 
 export class Session {
@@ -30,15 +38,16 @@ export class Session {
   private readonly ctx: EngineContext;
   private readonly policy: LoadedPolicy<Prepared>;
   private headerCounts = new Map<string, number>();
-  /** set once a final verdict covers the whole connection (ACCEPT/REJECT/DISCARD at connect/helo/id) */
   private ipDnsbl: Facts['dnsbl'];
 
   constructor(ctx: EngineContext, ip: string) {
-    const normalized = normalizeIp(ip);
-    if (!normalized) throw new SessionError(`not an IP address: ${JSON.stringify(ip)}`);
+    const parsed = parseIp(ip.trim());
+    if (!parsed) throw new SessionError(`not an IP address: ${JSON.stringify(ip)}`);
     this.ctx = ctx;
     this.policy = ctx.policy.current();
-    this.facts = emptyFacts(normalized);
+    this.facts = emptyFacts(formatIp(parsed));
+    // the operator's own lists need no DNS: known from the start, decisive even if DNS hangs
+    this.facts.localList = this.policy.prepared.localList.check({ ip: this.facts.envelope.ip, domains: {} });
   }
 
   get config() {
@@ -50,15 +59,19 @@ export class Session {
   }
 
   /** Runs a stage's checks within the deadline, then the policy (and hook); never throws. */
-  private async stage(stage: Stage, what: string, work: (signal: AbortSignal) => Promise<void>, recipient?: string): Promise<Verdict> {
+  private async stage(stage: Stage, what: string, work: ((signal: AbortSignal) => Promise<void>) | null, recipient?: string): Promise<Verdict> {
     const config = this.config;
-    try {
-      await withDeadline(config.deadlineMs, what, work);
-    } catch (err) {
-      if (err instanceof DeadlineError) {
-        return this.errorVerdict(stage, 'TEMPFAIL', { code: 451, xcode: '4.4.3', text: `Timeout checking ${what}; try again later` }, 'timeout', err.message);
+    if (work) {
+      try {
+        await withDeadline(config.deadlineMs, what, work);
+      } catch (err) {
+        if (!(err instanceof DeadlineError)) return this.internalError(stage, err);
+        // the operator's own lists need no DNS: they still decide when DNS is slow
+        const local = this.facts.localList;
+        if (local?.ip !== 'block' && local?.ip !== 'allow') {
+          return this.errorVerdict(stage, 'TEMPFAIL', { code: 451, xcode: '4.4.3', text: `Timeout checking ${what}; try again later` }, 'timeout', err.message);
+        }
       }
-      return this.internalError(stage, err);
     }
     let verdict: Verdict;
     try {
@@ -72,7 +85,7 @@ export class Session {
         const answer = await withDeadline(config.deadlineMs, 'policy hook', async () =>
           hook({ stage, facts: this.facts, verdict, config, ...(recipient !== undefined ? { recipient } : {}) }),
         );
-        verdict = applyHookAnswer(verdict, answer);
+        verdict = applyHookAnswer(verdict, answer, this.facts, config);
       } catch (err) {
         this.ctx.log('error', 'policy hook failed; using the default verdict', { stage, error: (err as Error).message });
         this.facts.internalErrors.push(`hook: ${(err as Error).message}`);
@@ -99,42 +112,52 @@ export class Session {
   async connect(): Promise<Verdict> {
     const config = this.config;
     const ip = this.facts.envelope.ip;
+    const prepared = this.policy.prepared;
     return this.stage('connect', `client ${ip}`, async (signal) => {
-      this.facts.localList = this.policy.prepared.localList.check({ ip, domains: {} });
-      const ipZones = this.policy.prepared.dnsblZones.filter((z) => z.type === 'ip');
       const tasks: Promise<void>[] = [];
-      if (ipZones.length > 0) {
+      if (prepared.ipZones.length > 0) {
         tasks.push(
-          checkDnsbl({ ip }, this.deps(signal), { zones: ipZones, monitor: this.ctx.dnsblMonitor, signal }).then((r) => {
+          checkDnsbl({ ip }, this.deps(signal), { zones: prepared.ipZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal }).then((r) => {
             this.ipDnsbl = r;
             this.facts.dnsbl = r;
           }),
         );
       }
       if (config.iprev.enabled) {
-        tasks.push(checkIprev({ ip }, this.deps(signal)).then((r) => {
-          this.facts.iprev = r;
-        }));
+        tasks.push(
+          checkIprev({ ip }, this.deps(signal), { signal }).then((r) => {
+            this.facts.iprev = r;
+          }),
+        );
       }
       await Promise.all(tasks);
     });
   }
 
-  /** HELO/EHLO: syntax and resolution, CSA, SPF for the HELO identity. */
+  /**
+   * HELO/EHLO: syntax and resolution, CSA, SPF for the HELO identity, and (without an ID) the HELO
+   * name as the identity. A second HELO resets the session's message state (RFC 5321 §4.1.4).
+   */
   async helo(name: string): Promise<Verdict> {
     const config = this.config;
     const ip = this.facts.envelope.ip;
-    const helo = name.trim();
-    this.facts.envelope.helo = helo;
-    delete this.facts.spfHelo;
-    delete this.facts.csa;
+    const helo = argument('HELO', name);
+    // a new HELO starts over: no message, no identity (an ID command must follow it)
+    const f = this.facts;
+    delete f.envelope.id;
+    delete f.identity;
+    delete f.ratings;
+    delete f.spfHelo;
+    delete f.csa;
+    delete f.helo;
+    f.envelope.helo = helo;
+    this.resetMessage();
     return this.stage('helo', `HELO ${helo}`, async (signal) => {
       const deps = this.deps(signal);
-      this.checkLocalDomains();
       // SPF and CSA first: the HELO check's "3-strikes" verdict uses them (and iprev from connect)
       await Promise.all([
         config.csa.enabled
-          ? checkCsa({ ip, helo }, deps).then((r) => {
+          ? checkCsa({ ip, helo }, deps, { signal }).then((r) => {
               this.facts.csa = r;
             })
           : undefined,
@@ -144,31 +167,31 @@ export class Session {
             })
           : undefined,
       ]);
+      const tasks: Promise<void>[] = [];
       if (config.helo.enabled) {
-        const f = this.facts;
-        this.facts.helo = await checkHeloName(
-          {
-            ip,
-            helo,
-            ...(f.iprev ? { iprev: f.iprev } : {}),
-            ...(f.spfHelo ? { spfHelo: f.spfHelo.result } : {}),
-            ...(f.csa ? { csa: f.csa.result } : {}),
-          },
-          deps,
-          { localNames: config.helo.localNames, signal },
+        tasks.push(
+          checkHeloName(
+            { ip, helo, ...(f.iprev ? { iprev: f.iprev } : {}), ...(f.spfHelo ? { spfHelo: f.spfHelo.result } : {}), ...(f.csa ? { csa: f.csa.result } : {}) },
+            deps,
+            { localNames: config.helo.localNames, signal },
+          ).then((r) => {
+            this.facts.helo = r;
+          }),
         );
       }
+      if (!f.envelope.id && config.identity.useHelo && isFqdn(helo)) tasks.push(this.authenticateIdentity(normalizeDomain(helo), 'helo', signal));
+      await Promise.all(tasks);
     });
   }
 
   /** The ID command (declared identity): SPF on the ID domain, and its ratings. */
   async id(domain: string): Promise<Verdict> {
-    const id = normalizeDomain(domain.trim());
+    const raw = argument('ID', domain);
+    if (!isFqdn(raw)) throw new SessionError(`ID ${JSON.stringify(raw)} is not a fully qualified domain name`);
+    const id = normalizeDomain(raw);
     this.facts.envelope.id = id;
-    return this.stage('id', `ID ${id}`, async (signal) => {
-      this.checkLocalDomains();
-      await this.authenticateIdentity(id, 'id', signal);
-    });
+    this.checkLocalDomains();
+    return this.stage('id', `ID ${id}`, (signal) => this.authenticateIdentity(id, 'id', signal));
   }
 
   private async authenticateIdentity(domain: string, source: 'id' | 'helo', signal: AbortSignal): Promise<void> {
@@ -182,6 +205,7 @@ export class Session {
     const [spf, ratings] = await Promise.all([spfTask, this.rate(domain, signal)]);
     this.facts.identity = { domain, source, method: 'SPF1', result: spf.result, spf };
     if (ratings) this.facts.ratings = ratings;
+    else delete this.facts.ratings;
   }
 
   private async rate(domain: string, signal: AbortSignal): Promise<RatingsFact | undefined> {
@@ -206,30 +230,31 @@ export class Session {
     return { domain, status, outcomes, ratings, scores: scoreRatings(ratings, { services: c.services, defaultScale: c.defaultScale, trustUnlisted: c.trustUnlisted }) };
   }
 
-  /** MAIL FROM: SPF for the envelope sender; without a declared ID, the HELO name is the identity. */
+  /** MAIL FROM: SPF for the envelope sender; domain block lists for the sender's domains. */
   async mailFrom(address: string): Promise<Verdict> {
     const config = this.config;
     const ip = this.facts.envelope.ip;
-    const mailFrom = address.trim().replace(/^<(.*)>$/, '$1');
+    const mailFrom = stripBrackets(argument('MAIL FROM', address));
+    this.resetMessage();
     this.facts.envelope.mailFrom = mailFrom;
+    this.checkLocalDomains();
     return this.stage('mail', `MAIL FROM <${mailFrom}>`, async (signal) => {
       const deps = this.deps(signal);
-      this.checkLocalDomains();
       const helo = this.facts.envelope.helo ?? '';
       const tasks: Promise<unknown>[] = [];
       if (config.spf.mailFrom) {
-        tasks.push(checkMailFrom({ ip, mailFrom, helo }, deps).then((r) => {
-          this.facts.spfMailFrom = r;
-        }));
-      }
-      if (!this.facts.identity && config.identity.useHelo && isFqdn(helo)) {
-        tasks.push(this.authenticateIdentity(normalizeDomain(helo), 'helo', signal));
-      }
-      const domainZones = this.policy.prepared.dnsblZones.filter((z) => z.type === 'domain');
-      if (domainZones.length > 0) {
-        const domains = { helo: this.facts.envelope.helo, mailfrom: domainOfAddress(mailFrom) || undefined, id: this.facts.envelope.id };
         tasks.push(
-          checkDnsbl({ domains }, deps, { zones: domainZones, monitor: this.ctx.dnsblMonitor, signal }).then((r) => {
+          checkMailFrom({ ip, mailFrom, helo }, deps).then((r) => {
+            this.facts.spfMailFrom = r;
+          }),
+        );
+      }
+      const domainZones = this.policy.prepared.domainZones;
+      if (domainZones.length > 0) {
+        const e = this.facts.envelope;
+        const domains = { helo: e.helo, mailfrom: domainOfAddress(mailFrom) || undefined, id: e.id };
+        tasks.push(
+          checkDnsbl({ domains }, deps, { zones: domainZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal }).then((r) => {
             this.facts.dnsbl = mergeDnsbl(this.ipDnsbl, r);
           }),
         );
@@ -240,18 +265,18 @@ export class Session {
 
   /** RCPT TO: per-recipient thresholds. */
   async rcpt(address: string): Promise<Verdict> {
-    const rcpt = address.trim().replace(/^<(.*)>$/, '$1');
+    const rcpt = stripBrackets(argument('RCPT TO', address));
     this.facts.envelope.rcpt.push(rcpt);
-    return this.stage('rcpt', `RCPT TO <${rcpt}>`, async () => {}, rcpt);
+    return this.stage('rcpt', `RCPT TO <${rcpt}>`, null, rcpt);
   }
 
-  /** One received header field (name without colon, unfolded or folded value). */
+  /** One received header field (name without colon; value as received, folding kept). */
   header(name: string, value: string): void {
-    const key = name.toLowerCase();
+    const key = name.trim().toLowerCase();
     const n = (this.headerCounts.get(key) ?? 0) + 1;
     this.headerCounts.set(key, n);
     if (key === AUTHENTICATION_RESULTS.toLowerCase() && isForgedAuthenticationResults(value, this.config.authservId)) {
-      this.facts.forgedAuthResults.push({ name, occurrence: n, reason: `carries our authserv-id ${this.config.authservId}` });
+      this.facts.forgedAuthResults.push({ name: name.trim(), occurrence: n, reason: `carries our authserv-id ${this.config.authservId}` });
     }
   }
 
@@ -259,31 +284,30 @@ export class Session {
   body(_chunk: Uint8Array | string): void {}
 
   async endOfMessage(): Promise<Verdict> {
-    return this.stage('eom', 'end of message', async () => {});
+    return this.stage('eom', 'end of message', null);
   }
 
-  /** RSET, or a new message on the same connection: forget the message's facts. */
+  /** RSET, a new MAIL FROM, or a new message on the same connection: forget the message's facts. */
   resetMessage(): void {
     const f = this.facts;
     delete f.envelope.mailFrom;
     f.envelope.rcpt = [];
     delete f.spfMailFrom;
-    if (f.identity?.source === 'helo') {
-      delete f.identity;
-      delete f.ratings;
-    }
     f.forgedAuthResults = [];
+    f.internalErrors = [];
     if (this.ipDnsbl) f.dnsbl = this.ipDnsbl;
     else delete f.dnsbl;
     this.headerCounts.clear();
+    this.checkLocalDomains();
   }
 
+  /** Local lists for the IP (from connect) and the identity domains known now. */
   private checkLocalDomains(): void {
     const e = this.facts.envelope;
-    this.facts.localList = this.policy.prepared.localList.check({
-      ip: e.ip,
-      domains: { helo: e.helo, mailfrom: e.mailFrom ? domainOfAddress(e.mailFrom) : undefined, id: e.id },
-    });
+    const list = this.policy.prepared.localList;
+    const ipResult = this.facts.localList;
+    const domains = list.check({ domains: { helo: e.helo, mailfrom: e.mailFrom ? domainOfAddress(e.mailFrom) : undefined, id: e.id } }).domains;
+    this.facts.localList = { ...(ipResult ?? { ip: 'none' }), domains };
   }
 }
 

@@ -1,5 +1,5 @@
 /** Authentication-Results (RFC 8601): rendering, and spotting forged copies with our authserv-id. */
-import { comment, foldParts, quoteValue, sanitize } from './fold.ts';
+import { comment, foldParts, quoteValue } from './fold.ts';
 
 export const AUTHENTICATION_RESULTS = 'Authentication-Results';
 
@@ -30,11 +30,9 @@ export function renderAuthenticationResults(authservId: string, results: MethodR
   return foldParts(`${AUTHENTICATION_RESULTS}:`, parts);
 }
 
-/** Property values: addresses and domains pass as they are when they are tokens or dot-atoms. */
+/** Property values (RFC 8601 pvalue): tokens and addresses as they are, anything else quoted. */
 function propertyValue(value: string): string {
-  const clean = sanitize(value);
-  if (/^[A-Za-z0-9!#$%&'*+\-.^_`{|}~@:]+$/.test(clean) && clean.length > 0) return clean;
-  return quoteValue(clean);
+  return quoteValue(value);
 }
 
 /** The authserv-id of a received Authentication-Results value, or null when it has none. */

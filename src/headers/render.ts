@@ -4,7 +4,7 @@ import type { HeaderField } from '../engine/verdict.ts';
 import { AUTHENT_LABEL, renderAuthent } from './authent.ts';
 import { AUTHENTICATION_RESULTS, type MethodResult, renderAuthenticationResults } from './authentication-results.ts';
 
-export type HeaderKind = 'authentication-results' | 'authent';
+import type { HeaderKind } from '../policy/config.ts';
 
 /** The RFC 8601 resinfo list for the facts gathered so far. */
 export function methodResults(facts: Facts): MethodResult[] {
@@ -78,7 +78,8 @@ export function renderHeaders(facts: Facts, kinds: readonly HeaderKind[], authse
     });
   }
   if (kinds.includes('authent') && facts.identity) {
-    const ratings = facts.ratings?.status === 'found' ? facts.ratings.ratings : [];
+    // ratings belong to an authenticated identity only
+    const ratings = facts.ratings?.status === 'found' && facts.identity.result === 'pass' ? facts.ratings.ratings : [];
     headers.push({
       label: AUTHENT_LABEL,
       text: renderAuthent({

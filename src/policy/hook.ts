@@ -11,6 +11,9 @@ import { statSync } from 'node:fs';
 import type { Facts } from '../engine/facts.ts';
 import { ACTIONS, type Action, type Stage, type Verdict } from '../engine/verdict.ts';
 import type { Config } from './config.ts';
+import { sanitize } from '../headers/fold.ts';
+import { renderHeaders } from '../headers/render.ts';
+import { replyText } from './decide.ts';
 
 export interface HookContext {
   stage: Stage;
@@ -50,7 +53,7 @@ export async function loadHook(path: string): Promise<PolicyHook> {
  * Merges a hook's answer into the default verdict, checking it is well-formed: a wrong answer is
  * an error (the caller keeps the default verdict and reports it), never a malformed reply.
  */
-export function applyHookAnswer(base: Verdict, answer: HookAnswer): Verdict {
+export function applyHookAnswer(base: Verdict, answer: HookAnswer, facts: Facts, config: Config): Verdict {
   if (answer === undefined || answer === null) return base;
   if (typeof answer !== 'object') throw new HookError(`the hook returned ${typeof answer}, not a verdict object`);
   const action = (answer.action ?? base.action) as Action;
@@ -73,16 +76,28 @@ export function applyHookAnswer(base: Verdict, answer: HookAnswer): Verdict {
     throw new HookError(`the hook's enhanced code "${xcode}" does not fit the reply code ${reply.code}`);
   }
   const keepsMessage = action === 'ACCEPT' || action === 'FILTER';
-  return {
+  // a verdict turned into ACCEPT/FILTER gets the headers and removals a default one would carry
+  const baseKept = base.action === 'ACCEPT' || base.action === 'FILTER';
+  const headers = answer.headers
+    ? answer.headers.map((h) => ({ label: sanitize(String(h.label)), text: sanitize(String(h.text)) }))
+    : keepsMessage
+      ? baseKept
+        ? base.headers
+        : renderHeaders(facts, config.headers, config.authservId)
+      : [];
+  const v: Verdict = {
     ...base,
-    ...answer,
     action,
-    reply: { code: reply.code, xcode, text: String(reply.text ?? '').replace(/[\r\n]+/g, ' ') },
-    headers: answer.headers ?? (keepsMessage ? base.headers : []),
-    removeHeaders: answer.removeHeaders ?? base.removeHeaders,
+    reply: { code: reply.code, xcode, text: replyText(String(reply.text ?? '')) },
+    headers,
+    removeHeaders: answer.removeHeaders ?? (keepsMessage ? (baseKept ? base.removeHeaders : [...facts.forgedAuthResults]) : []),
     explanation: [...base.explanation, ...(answer.explanation ?? ['changed by the policy hook'])],
     reason: answer.reason ?? (action === base.action ? base.reason : 'hook'),
   };
+  const tag = answer.subjectTag ?? base.subjectTag;
+  if (action === 'FILTER' && tag) v.subjectTag = sanitize(tag);
+  else delete v.subjectTag;
+  return v;
 }
 
 function defaultReply(action: Action, base: Verdict): Verdict['reply'] {
