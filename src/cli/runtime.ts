@@ -50,9 +50,19 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
       resolver ??= resolverFor(config);
       return prepareConfig(config, resolver);
     },
-    ...(options.log ? { onReload: (o) => options.log!(o.ok ? 'info' : 'error', o.ok ? 'policy reloaded' : 'policy reload failed', o.ok ? { generation: o.generation } : { error: o.error }) } : {}),
+    onReload: (o) => {
+      const log = options.log;
+      if (!log) return;
+      if (!o.ok) return log('error', 'policy reload failed', { error: o.error });
+      log('info', 'policy reloaded', { generation: o.generation });
+      const now = store.current().config;
+      if (JSON.stringify(now.resolver) !== startedWith.resolver || JSON.stringify(now.prescreen.dnsbl) !== startedWith.dnsbl) {
+        log('warn', 'resolver settings and DNSBL self-test zones are read at start-up only: restart checkid to apply the new ones');
+      }
+    },
   });
   await store.load();
+  const startedWith = { resolver: JSON.stringify(store.current().config.resolver), dnsbl: JSON.stringify(store.current().config.prescreen.dnsbl) };
   const active = resolver!;
   let monitor: DnsblMonitor | undefined;
   if (options.monitor && store.current().config.prescreen.selfTestIntervalS > 0 && store.current().config.prescreen.dnsbl.length > 0) {

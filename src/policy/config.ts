@@ -11,7 +11,12 @@ import type { Schema, SchemaError } from './schema.ts';
 import { validate } from './schema.ts';
 import { DEFAULT_SCALE, type ServiceScale } from '../checks/ratings/score.ts';
 
+import { compileZones, type DnsblZoneConfig } from '../checks/dnsbl/index.ts';
+import { LocalListError, LocalLists } from '../checks/locallist/index.ts';
+import { isFqdn } from '../common/domain.ts';
+
 export type HeaderKind = 'authentication-results' | 'authent';
+export type { DnsblZoneConfig };
 
 export interface Thresholds {
   /** ACCEPT when the weighted average is at least this ... */
@@ -20,16 +25,6 @@ export interface Thresholds {
   min?: number;
   /** REJECT form: the best rating is at most this */
   max?: number;
-}
-
-export interface DnsblZoneConfig {
-  zone: string;
-  filter?: string;
-  weight: number;
-  type: 'ip' | 'domain';
-  txt?: boolean;
-  errorFilter?: string;
-  selfTest?: boolean;
 }
 
 export interface Config {
@@ -47,7 +42,7 @@ export interface Config {
     cache: false | { minTtl: number; maxTtl: number; negativeMaxTtl: number; maxEntries: number };
   };
   prescreen: {
-    dnsbl: DnsblZoneConfig[];
+    dnsbl: Array<DnsblZoneConfig & { weight: number; type: 'ip' | 'domain' }>;
     threshold: number;
     allowThreshold: number;
     selfTestIntervalS: number;
@@ -74,7 +69,6 @@ export interface Config {
   hook: string;
 }
 
-const DOMAIN = /^(?=.{1,253}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/;
 const SERVER = /^(?:\[[0-9A-Fa-f:.%a-z]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
 
 const str = (extra: Omit<Extract<Schema, { type: 'string' }>, 'type'> = {}): Schema => ({ type: 'string', ...extra });
@@ -120,7 +114,7 @@ export const CONFIG_SCHEMA: Schema = obj({
     dnsbl: list(
       obj(
         {
-          zone: str({ pattern: DOMAIN, description: 'a DNS zone name' }),
+          zone: str({ valid: isFqdn, description: 'a DNS zone name' }),
           filter: str({ pattern: /^[0-9.;[\]-]+$/, description: 'a postscreen-style address pattern like 127.0.0.[2..11]' }),
           weight: num(-1000, 1000, true),
           type: str({ enum: ['ip', 'domain'] }),
@@ -143,7 +137,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   spf: obj({ helo: bool, mail_from: bool, reject_fail: bool, reject_helo_fail: bool }),
   identity: obj({ reject_fail: bool, use_helo: bool }),
   ratings: obj({
-    registries: list(obj({ zone: str({ pattern: DOMAIN, description: 'a DNS zone name' }) }, ['zone'])),
+    registries: list(obj({ zone: str({ valid: isFqdn, description: 'a DNS zone name' }) }, ['zone'])),
     trust_unlisted: bool,
     default_scale: scale,
     services: { type: 'object', props: {}, additional: scale },
@@ -374,6 +368,23 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
     throw new ConfigError(errors.map((e) => `${source}: ${locate(doc, lc, e.path)}: ${keyPath(e.path)} ${e.message}`));
   }
   const config = configFromObject(raw as Raw, source, baseDir);
+  const located = (path: Array<string | number>, message: string) => `${source}: ${locate(doc, lc, path)}: ${keyPath(path)} ${message}`;
+  const problems: string[] = [];
+  try {
+    new LocalLists({ allow: config.prescreen.allow, block: config.prescreen.block });
+  } catch (err) {
+    if (!(err instanceof LocalListError)) throw err;
+    const index = config.prescreen[err.list].indexOf(err.entry);
+    problems.push(located(['prescreen', err.list, index], err.message));
+  }
+  config.prescreen.dnsbl.forEach((zone, i) => {
+    try {
+      compileZones([zone]);
+    } catch (e) {
+      problems.push(located(['prescreen', 'dnsbl', i], (e as Error).message));
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
   if (c && c.minTtl > c.maxTtl) {
     throw new ConfigError([`${source}: ${locate(doc, lc, ['resolver', 'cache'])}: resolver.cache min_ttl is above max_ttl`]);

@@ -4,7 +4,7 @@
  */
 
 export type Schema =
-  | { type: 'string'; pattern?: RegExp; enum?: readonly string[]; description?: string }
+  | { type: 'string'; pattern?: RegExp; valid?: (value: string) => boolean; enum?: readonly string[]; description?: string }
   | { type: 'number'; min?: number; max?: number; integer?: boolean }
   | { type: 'boolean' }
   | { type: 'array'; items: Schema; maxItems?: number }
@@ -50,7 +50,7 @@ export function validate(value: unknown, schema: Schema, path: Array<string | nu
     case 'string':
       if (typeof value !== 'string') fail(`must be ${describe(schema)}, not ${typeName(value)}`);
       else if (schema.enum && !schema.enum.includes(value)) fail(`must be ${describe(schema)}, not ${JSON.stringify(value)}`);
-      else if (schema.pattern && !schema.pattern.test(value)) {
+      else if ((schema.pattern && !schema.pattern.test(value)) || (schema.valid && !schema.valid(value))) {
         fail(`${JSON.stringify(value)} is not valid${schema.description ? ` (${schema.description})` : ''}`);
       }
       break;
@@ -64,6 +64,8 @@ export function validate(value: unknown, schema: Schema, path: Array<string | nu
       if (typeof value !== 'boolean') fail(`must be true or false, not ${typeName(value)}`);
       break;
     case 'array':
+      // an empty key (null) means the default, as for a key left out
+      if (value === null) break;
       if (!Array.isArray(value)) fail(`must be a list, not ${typeName(value)}`);
       else {
         if (schema.maxItems !== undefined && value.length > schema.maxItems) fail(`has more than ${schema.maxItems} items`);
@@ -71,7 +73,8 @@ export function validate(value: unknown, schema: Schema, path: Array<string | nu
       }
       break;
     case 'object': {
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      if (value === null) break;
+      if (typeof value !== 'object' || Array.isArray(value)) {
         fail(`must be a mapping, not ${typeName(value)}`);
         break;
       }

@@ -36,6 +36,7 @@ export class PolicyStore<P> {
   private watchers: FSWatcher[] = [];
   private timer?: NodeJS.Timeout;
   private reloading: Promise<ReloadOutcome> | null = null;
+  private again: Promise<ReloadOutcome> | null = null;
   lastError: string | null = null;
 
   constructor(options: PolicyStoreOptions<P>) {
@@ -53,9 +54,18 @@ export class PolicyStore<P> {
     return this.active;
   }
 
-  /** Loads again; on error keeps the current policy and returns why. Concurrent calls share one load. */
+  /**
+   * Loads again; on error keeps the current policy and returns why. A request made while a load
+   * is under way is not lost: one more load follows it (an edit may have come after it started).
+   */
   reload(): Promise<ReloadOutcome> {
-    if (this.reloading) return this.reloading;
+    if (this.reloading) {
+      this.again ??= this.reloading.then(() => {
+        this.again = null;
+        return this.reload();
+      });
+      return this.again;
+    }
     this.reloading = (async (): Promise<ReloadOutcome> => {
       try {
         this.active = await this.build();

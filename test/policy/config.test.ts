@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { ConfigError, defaultConfig, parseConfig } from '../../src/policy/config.ts';
 
@@ -66,4 +67,26 @@ test('resolver cache false and thresholds null are accepted', () => {
 test('a hook path is resolved against the config file directory', () => {
   const c = parseConfig('hook: policy.ts\n', '/etc/checkid/checkid.yaml', '/etc/checkid');
   assert.equal(c.hook, '/etc/checkid/policy.ts');
+});
+
+test('the sample in docs/configuration.md loads as documented', () => {
+  const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+  const block = /```yaml\n([\s\S]*?)```/.exec(doc);
+  assert.ok(block, 'the page has a yaml block');
+  const c = parseConfig(block[1]!, 'docs/configuration.md');
+  assert.equal(c.authservId, 'mx.example.org');
+  assert.equal(c.prescreen.dnsbl[0]!.zone, 'zen.spamhaus.org');
+  assert.deepEqual(c.ratings.registries, [{ zone: 'registry.example' }]);
+});
+
+test('bad list entries and zone filters are reported with their line and key', () => {
+  const p = problems('prescreen:\n  block:\n    - 192.0.2.0/24\n    - 300.1.2.3\n  dnsbl:\n    - zone: bl.example\n      filter: "127.0.0.[9..2]"\n');
+  assert.equal(p.length, 2);
+  assert.match(p[0]!, /^\/etc\/checkid\/checkid\.yaml: line 4, column 7: prescreen\.block\[1\] local block list entry "300\.1\.2\.3"/);
+  assert.match(p[1]!, /^\/etc\/checkid\/checkid\.yaml: line 6, column 7: prescreen\.dnsbl\[0\] /);
+});
+
+test('a zone name that is not a domain is refused at load', () => {
+  const p = problems('prescreen:\n  dnsbl: [{ zone: "127.0.0.1" }]\n');
+  assert.match(p[0]!, /prescreen\.dnsbl\[0\]\.zone "127\.0\.0\.1" is not valid \(a DNS zone name\)/);
 });

@@ -102,3 +102,14 @@ test('watch(): an edit of the config file is picked up without a restart', async
     store.close();
   }
 });
+
+test('a reload asked for during a reload is not lost', async () => {
+  const { path, store } = setup();
+  await store.load();
+  writeFileSync(path, 'authserv_id: first.example\n');
+  const a = store.reload();
+  writeFileSync(path, 'authserv_id: second.example\n');
+  const b = store.reload();
+  await Promise.all([a, b]);
+  assert.equal(store.current().config.authservId, 'second.example');
+});
