@@ -21,10 +21,15 @@ export function isFqdn(name: string): boolean {
   return !/^\d+$/.test(labels[labels.length - 1]!);
 }
 
+/** An envelope address without its angle brackets and surrounding white space ("<a@b>" → "a@b"). */
+export function stripBrackets(address: string): string {
+  const a = address.trim();
+  return a.startsWith('<') && a.endsWith('>') ? a.slice(1, -1).trim() : a;
+}
+
 /** The domain part of an address ("user@Example.COM" → "example.com"); '' for the null sender. */
 export function domainOfAddress(address: string): string {
-  let a = address.trim();
-  if (a.startsWith('<') && a.endsWith('>')) a = a.slice(1, -1);
+  const a = stripBrackets(address);
   const at = a.lastIndexOf('@');
   if (at < 0) return '';
   return normalizeDomain(a.slice(at + 1));
@@ -32,8 +37,7 @@ export function domainOfAddress(address: string): string {
 
 /** The local part of an address; '' when there is none. */
 export function localPartOfAddress(address: string): string {
-  let a = address.trim();
-  if (a.startsWith('<') && a.endsWith('>')) a = a.slice(1, -1);
+  const a = stripBrackets(address);
   const at = a.lastIndexOf('@');
   return at < 0 ? '' : a.slice(0, at);
 }

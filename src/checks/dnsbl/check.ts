@@ -179,9 +179,21 @@ function textOf(result: DnsResult<'TXT'> | undefined): string | undefined {
   return result.records.map((r) => r.join('')).join('; ');
 }
 
+/** Compiled zones per zone list: a config's list is compiled once, not on every connection (zone lists are treated as immutable). */
+const compiledLists = new WeakMap<readonly DnsblZoneConfig[], CompiledZone[]>();
+
+function compiledFor(zones: readonly DnsblZoneConfig[]): CompiledZone[] {
+  let compiled = compiledLists.get(zones);
+  if (!compiled) {
+    compiled = compileZones(zones);
+    compiledLists.set(zones, compiled);
+  }
+  return compiled;
+}
+
 /** Runs the pre-screen. Never throws for DNS trouble; throws only for an invalid zone config. */
 export async function checkDnsbl(input: DnsblInput, deps: DnsblDeps, options: DnsblOptions): Promise<DnsblResult> {
-  const zones = compileZones(options.zones);
+  const zones = compiledFor(options.zones);
   const { resolver } = deps;
   const queryOptions = options.signal ? { signal: options.signal } : undefined;
 

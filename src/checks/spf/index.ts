@@ -3,6 +3,7 @@
  * name (§2.3), or any declared identity through checkHost(). The result is a fact; what to do
  * with it is the policy's business.
  */
+import { stripBrackets } from '../../common/domain.ts';
 import { checkHost } from './evaluate.ts';
 import type { SpfDeps, SpfFact } from './types.ts';
 
@@ -18,11 +19,6 @@ export {
   type SpfLimits,
   type SpfResult,
 } from './types.ts';
-
-function stripBrackets(address: string): string {
-  const a = address.trim();
-  return a.startsWith('<') && a.endsWith('>') ? a.slice(1, -1).trim() : a;
-}
 
 function isAddressLiteral(helo: string): boolean {
   return helo.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(helo) || helo.includes(':');
