@@ -336,6 +336,28 @@ describe('transport', () => {
   });
 });
 
+describe('IPv6', () => {
+  test('a server on [::1]: UDP, TCP fallback, and the reply address check', async (t) => {
+    let six: DnsTestServer;
+    try {
+      six = await startDnsServer({ zone, host: '::1' });
+    } catch (err) {
+      t.skip(`no IPv6 loopback here: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      assert.match(six.address, /^\[::1\]:\d+$/);
+      const r = resolver({ servers: [six.address] });
+      assert.deepEqual(ok(await r.query('a.test', 'A')).records, ['192.0.2.1', '192.0.2.2']);
+      assert.equal(ok(await r.query('big.a.test', 'TXT')).records.length, 1);
+      assert.equal(six.stats.tcp, 1);
+      assert.equal(r.stats().ignored.wrongSource, 0);
+    } finally {
+      await six.close();
+    }
+  });
+});
+
 describe('several servers', () => {
   test('a dead server is skipped after its timeout and the next one answers', async (t) => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
@@ -455,6 +477,28 @@ describe('odd servers', () => {
       const r = resolver({ servers: [raw.address] });
       assert.deepEqual(ok(await r.query('garbled.example', 'A')).records, ['192.0.2.6']);
       assert.equal(r.stats().ignored.malformed, 1);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  test('FORMERR without EDNS too: status formerr, asked once more only', async () => {
+    const raw = await rawServer((q) => [
+      encodeMessage({
+        id: q.id,
+        qr: true,
+        rcode: RCODE.FORMERR,
+        questions: q.questions.map((x) => ({ ...x })),
+      }),
+    ]);
+    try {
+      const r = resolver({ servers: [raw.address], attempts: 3 });
+      const res = await r.query('picky.example', 'A');
+      assert.equal(res.status, 'formerr');
+      assert.deepEqual(
+        raw.queries.map((q) => q.edns !== null),
+        [true, false],
+      );
     } finally {
       await raw.close();
     }
