@@ -11,11 +11,11 @@ import { spf as mailauthSpf } from 'mailauth/lib/spf/index.js';
 import { createResolver } from '../src/dns/config.ts';
 import { Engine, staticPolicy } from '../src/engine/engine.ts';
 import { loadConfigFile } from '../src/policy/config.ts';
+import { numberArg } from './support/args.ts';
 import { measure, startDnsServerProcess } from './support/dns-process.ts';
 import { mailauthResolver } from './support/mailauth-resolver.ts';
 
-const nArg = process.argv.indexOf('--n');
-const N = nArg > 0 ? Number(process.argv[nArg + 1]) : 20_000;
+const N = numberArg('n', 20_000);
 const fixtures = new URL('../test/fixtures/', import.meta.url).pathname;
 
 const server = await startDnsServerProcess(`${fixtures}seed-zone.yaml`);

@@ -11,39 +11,20 @@
  * 64 distinct names are in flight, so no query profits from another); ours and node:dns alternate
  * for `rounds` rounds and the figures are totals over the rounds.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { Resolver as NodeResolver } from 'node:dns/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { CachingResolver } from '../src/dns/cache.ts';
 import { StubResolver, type StubResolverOptions } from '../src/dns/stub.ts';
+import { numberArg } from './support/args.ts';
+import { startDnsServerProcess } from './support/dns-process.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!(v > 0)) throw new Error(`bad --${name}`);
-  return v;
-}
 
-const NAMES = Math.floor(arg('names', 20000));
-const SECONDS = arg('seconds', 0.5);
-const ROUNDS = Math.floor(arg('rounds', 2));
+const NAMES = Math.floor(numberArg('names', 20000));
+const SECONDS = numberArg('seconds', 0.5);
+const ROUNDS = Math.floor(numberArg('rounds', 2));
 
-async function startServerProcess(zoneFile: string): Promise<{ child: ChildProcess; address: string }> {
-  const script = new URL('../scripts/dns-server.ts', import.meta.url).pathname;
-  const child = spawn(process.execPath, [script, '--zone', zoneFile, '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const address = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`dns-server exited with ${code}`)));
-    lines.once('line', (line) => resolve((JSON.parse(line) as { listening: string }).listening));
-  });
-  return { child, address };
-}
 
 interface CaseResult {
   queries: number;
@@ -95,7 +76,7 @@ for (let i = 0; i < NAMES; i++) {
   zone[`n${i}.bench.test`] = [{ TXT: `v=spf1 ip4:192.0.2.${i % 256} -all` }, { A: `192.0.2.${i % 256}` }];
 }
 writeFileSync(zoneFile, JSON.stringify(zone));
-const { child, address } = await startServerProcess(zoneFile);
+const { child, address } = await startDnsServerProcess(zoneFile);
 
 const ours = (options: Partial<StubResolverOptions> = {}) => {
   const stub = new StubResolver({

@@ -13,16 +13,10 @@ import { spf as mailauthSpf } from 'mailauth/lib/spf/index.js';
 import { checkHost } from '../src/checks/spf/index.ts';
 import type { DnsResult, MxRecord, RecordType, Resolver } from '../src/dns/types.ts';
 import { Zone, type ZoneData } from '../test/support/zone.ts';
+import { numberArg } from './support/args.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!(v > 0)) throw new Error(`bad --${name}`);
-  return v;
-}
-const SECONDS = arg('seconds', 0.4);
-const ROUNDS = Math.floor(arg('rounds', 2));
+const SECONDS = numberArg('seconds', 0.4);
+const ROUNDS = Math.floor(numberArg('rounds', 2));
 
 const ZONE: ZoneData = {
   // 1. one TXT, ip4 match

@@ -8,6 +8,9 @@
  * Prints JSON {inputs, loaded, rejected, crashes, ms}; exit status 1 on any crash.
  */
 import { ConfigError, parseConfig } from '../src/policy/config.ts';
+import { prng } from './support/prng.ts';
+
+export { prng };
 
 export const SAMPLE = `authserv_id: mx.example.org
 headers: [authentication-results, authent]
@@ -36,18 +39,6 @@ filter: { subject_tag: "[SPAM]" }
 `;
 
 const TOKENS = [':', ' ', '\n', '  ', '- ', '[', ']', '{', '}', ',', '"', "'", '&a', '*a', '!!str ', '~', 'null', 'true', '-1', '1e999', '0x10', '#', '\t', '---', '...', '|', '>', '?', '%YAML 1.2', 'zone', 'dnsbl', 'ratings', '\u0000', '\ud800', '<<: *a'];
-
-/** A small seeded PRNG (mulberry32), so failures replay. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function mutate(text: string, rand: () => number): string {
   let s = text;

@@ -20,6 +20,7 @@ import {
   type MessageInput,
   RCODE,
 } from '../src/dns/codec.ts';
+import { prng } from './support/prng.ts';
 
 const argv = process.argv.slice(2);
 const seedAt = argv.indexOf('--seed');
@@ -28,17 +29,6 @@ const positional = argv.filter((a, i) => !a.startsWith('--') && argv[i - 1] !== 
 const total = positional[0] ? Number(positional[0]) : 100_000;
 if (!(total > 0)) throw new Error('usage: node fuzz/dns-decode.ts [inputs] [--seed N]');
 
-/** mulberry32 */
-function prng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = prng(seed);
 const int = (n: number): number => Math.floor(random() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;

@@ -13,19 +13,10 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { expandMacroString, type MacroString, type MacroValues, parseMacroString, truncateDomain } from '../src/checks/spf/macro.ts';
 import { parseRecord, selectRecord } from '../src/checks/spf/parse.ts';
+import { prng } from './support/prng.ts';
 
-/** xorshift32 with a splitmix-style seed scramble; deterministic per seed. */
-export function random(seed: number): () => number {
-  let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ 0xc2b2ae35) >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
-}
+/** The seeded PRNG, under the name the seed tests use. */
+export const random = prng;
 
 /** Records and TXT texts from the suites' zone data. */
 export function suiteSeeds(): string[] {

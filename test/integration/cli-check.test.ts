@@ -4,13 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, FIXTURES, seedZone } from '../support/fixtures.ts';
+import { CHECKID_BIN, FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
 
 const run = promisify(execFile);
 const bin = CHECKID_BIN;
@@ -63,7 +62,7 @@ test('readable output explains the facts and the decision', async () => {
 });
 
 test('a whole message: FILTER at end of message with both headers by default', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'checkid-cli-'));
+  const dir = tempDir('checkid-cli-');
   const eml = join(dir, 'm.eml');
   writeFileSync(eml, 'From: a@example.com\r\nSubject: hello\r\n\r\nbody\r\n');
   const r = await checkid(['check', '--ip', '192.0.2.1', '--helo', 'mx.example.com', '--from', 'a@example.com', '--rcpt', 'b@example.org', '--message', eml, '--resolver', dns.address, '--json']);
@@ -75,7 +74,7 @@ test('a whole message: FILTER at end of message with both headers by default', a
 });
 
 test('DNS that never answers → TEMPFAIL 451 4.4.3 within the deadline, never a hang', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'checkid-cli-'));
+  const dir = tempDir('checkid-cli-');
   const config = join(dir, 'c.yaml');
   writeFileSync(config, 'deadline_ms: 1500\nresolver:\n  timeout_ms: 200\n  attempts: 1\n');
   const r = await checkid(['check', '--ip', '192.0.2.1', '--id', 'temp.example', '--config', config, '--resolver', dns.address, '--json']);
@@ -93,7 +92,7 @@ test('usage errors exit 2, config errors exit 3 naming file, line and key', asyn
   const badIp = await checkid(['check', '--ip', 'not-an-ip', '--resolver', dns.address]);
   assert.equal(badIp.code, 2);
   assert.match(badIp.stderr, /not an IP address/);
-  const dir = mkdtempSync(join(tmpdir(), 'checkid-cli-'));
+  const dir = tempDir('checkid-cli-');
   const config = join(dir, 'bad.yaml');
   writeFileSync(config, 'authserv_id: mx.example.org\nprescreen:\n  threshhold: 2\n');
   const bad = await checkid(['check', '--ip', '192.0.2.1', '--config', config]);
@@ -102,7 +101,7 @@ test('usage errors exit 2, config errors exit 3 naming file, line and key', asyn
 });
 
 test('DNS server down (nothing listening) → TEMPFAIL 451 4.4.3, promptly', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'checkid-cli-'));
+  const dir = tempDir('checkid-cli-');
   const config = join(dir, 'c.yaml');
   writeFileSync(config, 'deadline_ms: 2000\nresolver:\n  timeout_ms: 300\n  attempts: 1\n');
   const r = await checkid(['check', '--ip', '192.0.2.1', '--id', 'example.com', '--config', config, '--resolver', '127.0.0.1:9', '--json']);

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Engine, prepareConfig } from '../../src/engine/engine.ts';
 import { PolicyStore } from '../../src/policy/store.ts';
+import { tempDir } from '../support/fixtures.ts';
 import { MemoryResolver } from '../support/zone.ts';
 
 const resolver = new MemoryResolver({ 'example.com': [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }] });
 
 function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'checkid-store-'));
+  const dir = tempDir('checkid-store-');
   const path = join(dir, 'checkid.yaml');
   writeFileSync(path, 'authserv_id: one.example\n');
   const outcomes: Array<{ ok: boolean }> = [];
