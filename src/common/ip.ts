@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 /** An IP address as bytes: 4 for IPv4 (IPv4-mapped IPv6 is folded to IPv4), 16 for IPv6. */
 export interface IpAddress {
@@ -6,9 +6,26 @@ export interface IpAddress {
   bytes: Uint8Array;
 }
 
+/** Dotted quad, each part 0-255 in decimal without leading zeros (as node:net's isIPv4). */
 function parseV4(text: string): Uint8Array | null {
-  if (!isIPv4(text)) return null;
-  return Uint8Array.from(text.split('.').map(Number));
+  const out = new Uint8Array(4);
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // a final "." closes the last part
+    if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return null; // leading zero
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return null;
+    } else if (c === 46) {
+      if (digits === 0 || part > 3) return null;
+      out[part++] = value;
+      value = 0;
+      digits = 0;
+    } else return null;
+  }
+  return part === 4 ? out : null;
 }
 
 function parseV6(text: string): Uint8Array | null {
@@ -52,7 +69,8 @@ export function parseIp(text: string): IpAddress | null {
 
 /** Canonical text: dotted quad, or RFC 5952 compressed lower-case IPv6. */
 export function formatIp(ip: IpAddress): string {
-  if (ip.family === 4) return Array.from(ip.bytes).join('.');
+  const b = ip.bytes;
+  if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((ip.bytes[i]! << 8) | ip.bytes[i + 1]!);
   let bestStart = -1;
