@@ -1,6 +1,6 @@
 /** `checkid <command>`: one file per command; this one dispatches. */
 import { runCheck } from './check.ts';
-import { runServe } from './serve.ts';
+import { runListeners } from './serve.ts';
 import { USAGE } from './usage.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -9,8 +9,9 @@ export async function main(argv: string[]): Promise<number> {
     case 'check':
       return runCheck(rest);
     case 'serve':
+      return runListeners(command, rest);
     case 'http':
-      return runServe(command, rest);
+      return runListeners(command, rest, command);
     case undefined:
     case 'help':
     case '--help':

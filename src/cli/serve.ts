@@ -1,20 +1,30 @@
-/** `checkid serve` (every enabled listener) and `checkid http` (the HTTP API alone). */
+/**
+ * `checkid serve` starts every listener the config enables; `checkid http` (and each other
+ * listener command) starts one alone with the same flags. SIGHUP or a file change reloads the
+ * policy; SIGTERM/SIGINT stop accepting, drain, and exit 0.
+ */
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { createHttpAdapter } from '../adapters/http/server.ts';
 import type { Logger } from '../engine/engine.ts';
 import { ConfigError } from '../policy/config.ts';
-import { startRuntime } from './runtime.ts';
+import { type Runtime, startRuntime } from './runtime.ts';
 import { USAGE } from './usage.ts';
 
-export const DEFAULT_HTTP_LISTEN = '127.0.0.1:8080';
+/** A running listener: where it listens, and how to stop it (finishing work in progress). */
+export interface RunningListener {
+  name: string;
+  address: string;
+  close(): Promise<void>;
+}
 
-const OPTIONS = {
-  config: { type: 'string' },
-  resolver: { type: 'string', multiple: true },
-  listen: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const;
+/** A listener kind: its config key and how to start it on an address. */
+export interface ListenerKind {
+  name: string;
+  /** the address from the config ('' = off) */
+  configured(runtime: Runtime): string;
+  start(runtime: Runtime, listen: string, log: Logger): Promise<RunningListener>;
+}
 
 export function parseListen(spec: string): { host: string; port: number } {
   const m = /^(?:inet:)?(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec);
@@ -24,25 +34,59 @@ export function parseListen(spec: string): { host: string; port: number } {
   return { host: m[1] ?? m[2]!, port };
 }
 
-const jsonLog: Logger = (level, message, fields) => {
+const http: ListenerKind = {
+  name: 'http',
+  configured: (runtime) => runtime.store.current().config.http.listen,
+  async start(runtime, listen) {
+    const { host, port } = parseListen(listen);
+    const server = createHttpAdapter({ engine: runtime.engine });
+    server.listen(port, host);
+    await once(server, 'listening');
+    const a = server.address();
+    return {
+      name: 'http',
+      address: typeof a === 'object' && a ? `${a.address}:${a.port}` : String(a),
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+    };
+  },
+};
+
+/** Every listener kind, in start order. */
+export const LISTENERS: ListenerKind[] = [http];
+
+const OPTIONS = {
+  config: { type: 'string' },
+  resolver: { type: 'string', multiple: true },
+  listen: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const jsonLog: Logger = (level, message, fields) => {
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
 };
 
-export async function runServe(command: 'serve' | 'http', argv: string[]): Promise<number> {
+/**
+ * Runs `serve` (every configured listener) or one listener alone (`only`, with `--listen`
+ * overriding its configured address). Resolves with the exit status once stopped.
+ */
+export async function runListeners(command: string, argv: string[], only?: string): Promise<number> {
   let values: { config?: string; resolver?: string[]; listen?: string; help?: boolean };
-  let listen: { host: string; port: number };
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false }));
     if (values.help) {
       process.stdout.write(USAGE);
       return 0;
     }
-    listen = parseListen(values.listen ?? DEFAULT_HTTP_LISTEN);
+    if (!only && values.listen) throw new Error('serve takes its addresses from the config (milter.listen, http.listen); --listen goes with a single listener command');
   } catch (err) {
     process.stderr.write(`checkid ${command}: ${(err as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  let runtime: Awaited<ReturnType<typeof startRuntime>>;
+  let runtime: Runtime;
   try {
     runtime = await startRuntime({
       ...(values.config ? { configPath: values.config } : {}),
@@ -55,32 +99,40 @@ export async function runServe(command: 'serve' | 'http', argv: string[]): Promi
     process.stderr.write(`checkid ${command}: configuration error:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
     return 3;
   }
-  runtime.store.watch();
-  const server = createHttpAdapter({ engine: runtime.engine });
-  server.listen(listen.port, listen.host);
-  try {
-    await once(server, 'listening');
-  } catch (err) {
-    process.stderr.write(`checkid ${command}: cannot listen on ${listen.host}:${listen.port}: ${(err as Error).message}\n`);
-    await runtime.close();
-    return 1;
+  const kinds = only ? LISTENERS.filter((k) => k.name === only) : LISTENERS;
+  const running: RunningListener[] = [];
+  for (const kind of kinds) {
+    const listen = (only ? values.listen : undefined) ?? kind.configured(runtime);
+    if (!listen) continue;
+    try {
+      running.push(await kind.start(runtime, listen, jsonLog));
+    } catch (err) {
+      process.stderr.write(`checkid ${command}: cannot start ${kind.name} on ${listen}: ${(err as Error).message}\n`);
+      for (const r of running) await r.close();
+      await runtime.close();
+      return 1;
+    }
   }
-  const address = server.address();
-  const where = typeof address === 'object' && address ? `${address.address}:${address.port}` : String(address);
-  jsonLog('info', 'checkid listening', { http: where, config: values.config ?? '(embedded defaults)', authserv_id: runtime.store.current().config.authservId });
-
+  if (running.length === 0) {
+    process.stderr.write(`checkid ${command}: no listener is enabled in the config\n`);
+    await runtime.close();
+    return 3;
+  }
+  runtime.store.watch();
+  jsonLog('info', 'checkid listening', {
+    ...Object.fromEntries(running.map((r) => [r.name, r.address])),
+    config: values.config ?? '(embedded defaults)',
+    authserv_id: runtime.store.current().config.authservId,
+  });
   const onHup = () => void runtime.store.reload();
   process.on('SIGHUP', onHup);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      jsonLog('info', 'stopping: draining connections', { signal });
-      server.close(() => resolve());
-      server.closeIdleConnections();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
   });
+  jsonLog('info', 'stopping: draining connections', { signal });
   process.off('SIGHUP', onHup);
+  await Promise.all(running.map((r) => r.close()));
   await runtime.close();
   return 0;
 }

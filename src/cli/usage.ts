@@ -4,8 +4,8 @@ commands:
   check    decide one sender from the command line
            checkid check --ip IP [--id DOMAIN] [--helo NAME] [--from ADDR] [--rcpt ADDR]...
                          [--message FILE.eml] [--config FILE] [--resolver HOST:PORT] [--json]
-  serve    start every listener the config enables (today: the HTTP API)
-           checkid serve [--config FILE] [--resolver HOST:PORT] [--listen HOST:PORT]
+  serve    start every listener the config enables (milter.listen, http.listen)
+           checkid serve [--config FILE] [--resolver HOST:PORT]
   http     start the HTTP API alone (POST /v1/check)
            checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
 

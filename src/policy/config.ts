@@ -65,6 +65,9 @@ export interface Config {
     tempfailOnError: boolean;
   };
   filter: { subjectTag: string };
+  /** listeners `checkid serve` starts; '' = off */
+  milter: { listen: string };
+  http: { listen: string };
   /** absolute path of the policy hook module, or '' */
   hook: string;
 }
@@ -147,6 +150,8 @@ export const CONFIG_SCHEMA: Schema = obj({
     tempfail_on_error: bool,
   }),
   filter: obj({ subject_tag: str() }),
+  milter: obj({ listen: str({ pattern: /^$|^(inet6?:|unix:|local:)/, description: "'' (off), inet:HOST:PORT, inet6:[HOST]:PORT or unix:/path" }) }),
+  http: obj({ listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }) }),
   hook: str(),
 });
 
@@ -181,6 +186,8 @@ export function defaultConfig(): Config {
       tempfailOnError: true,
     },
     filter: { subjectTag: '' },
+    milter: { listen: 'inet:127.0.0.1:8891' },
+    http: { listen: '127.0.0.1:8080' },
     hook: '',
   };
 }
@@ -294,6 +301,10 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
     }));
   }
   if (typeof rt.tempfail_on_error === 'boolean') c.ratings.tempfailOnError = rt.tempfail_on_error;
+  const ml = sub('milter');
+  if (typeof ml.listen === 'string') c.milter.listen = ml.listen;
+  const hl = sub('http');
+  if (typeof hl.listen === 'string') c.http.listen = hl.listen;
   const f = sub('filter');
   if (typeof f.subject_tag === 'string') c.filter.subjectTag = f.subject_tag;
   if (typeof raw.hook === 'string' && raw.hook.length > 0) c.hook = resolve(baseDir, raw.hook);

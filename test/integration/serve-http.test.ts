@@ -2,11 +2,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, FIXTURES, seedZone } from '../support/fixtures.ts';
+import { CHECKID_BIN, FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
 
 const bin = CHECKID_BIN;
 const fixtures = FIXTURES;
@@ -20,7 +21,9 @@ after(async () => {
 });
 
 test('checkid serve answers POST /v1/check, reports errors clearly, and drains on SIGTERM', async () => {
-  const child = spawn(process.execPath, [bin, 'serve', '--listen', '127.0.0.1:0', '--config', join(fixtures, 'seed-authent.yaml'), '--resolver', dns.address], {
+  const config = join(tempDir('checkid-serve-'), 'checkid.yaml');
+  writeFileSync(config, `${readFileSync(join(fixtures, 'seed-authent.yaml'), 'utf8')}\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\n`);
+  const child = spawn(process.execPath, [bin, 'serve', '--config', config, '--resolver', dns.address], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const lines = createInterface({ input: child.stderr! });
