@@ -31,6 +31,8 @@ interface CaseResult {
   failed: number;
   ms: number;
   qps: number;
+  /** client-side CPU (user + system) per query, in µs: the resolver's own cost */
+  cpuUsPerQuery: number;
 }
 
 let cursor = 0;
@@ -44,6 +46,7 @@ async function run(
 ): Promise<CaseResult> {
   let done = 0;
   let failed = 0;
+  const cpu = process.cpuUsage();
   const start = performance.now();
   const deadline = start + seconds * 1000;
   const worker = async (): Promise<void> => {
@@ -54,18 +57,22 @@ async function run(
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const ms = performance.now() - start;
-  return { queries: done, failed, ms: Math.round(ms), qps: Math.round((done / ms) * 1000) };
+  const used = process.cpuUsage(cpu);
+  const cpuUsPerQuery = +((used.user + used.system) / Math.max(1, done)).toFixed(2);
+  return { queries: done, failed, ms: Math.round(ms), qps: Math.round((done / ms) * 1000), cpuUsPerQuery };
 }
 
 function add(results: Record<string, CaseResult>, key: string, r: CaseResult): void {
   const prev = results[key];
   const queries = (prev?.queries ?? 0) + r.queries;
   const ms = (prev?.ms ?? 0) + r.ms;
+  const cpuUs = (prev ? prev.cpuUsPerQuery * prev.queries : 0) + r.cpuUsPerQuery * r.queries;
   results[key] = {
     queries,
     failed: (prev?.failed ?? 0) + r.failed,
     ms,
     qps: Math.round((queries / ms) * 1000),
+    cpuUsPerQuery: +(cpuUs / Math.max(1, queries)).toFixed(2),
   };
 }
 
@@ -168,6 +175,13 @@ process.stdout.write(
       qps: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.qps])),
       ratioOursToNode: { c1: ratio(1), c64: ratio(64) },
       ratioOursNoEdnsToNode: { c1: ratio(1, 'oursNoEdns'), c64: ratio(64, 'oursNoEdns') },
+      // the resolver's own capacity: client CPU per query (the test server, one thread in
+      // another process, is what saturates first at 64 in flight)
+      cpuUsPerQuery: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.cpuUsPerQuery])),
+      cpuRatioNodeToOurs: {
+        c1: +(results.node_c1!.cpuUsPerQuery / results.ours_c1!.cpuUsPerQuery).toFixed(2),
+        c64: +(results.node_c64!.cpuUsPerQuery / results.ours_c64!.cpuUsPerQuery).toFixed(2),
+      },
       cases: results,
     },
     null,
