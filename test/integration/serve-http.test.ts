@@ -56,6 +56,16 @@ test('checkid serve answers POST /v1/check, reports errors clearly, and drains o
   assert.equal(wrongMethod.status, 405);
   assert.equal((await fetch(`http://${address}/healthz`)).status, 200);
 
+  // SIGHUP reloads the policy without a restart: reject everything from a local block list now
+  writeFileSync(config, `${readFileSync(config, 'utf8')}prescreen:\n  block: [192.0.2.1]\n`);
+  child.kill('SIGHUP');
+  let blocked = '';
+  for (let i = 0; i < 100 && blocked !== 'REJECT'; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    blocked = ((await (await fetch(url, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.com' }) })).json()) as { action: string }).action;
+  }
+  assert.equal(blocked, 'REJECT');
+
   child.kill('SIGTERM');
   const [code] = await once(child, 'exit');
   assert.equal(code, 0);
