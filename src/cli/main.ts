@@ -1,6 +1,7 @@
 /** `checkid <command>`: one file per command; this one dispatches. */
 import { runCheck } from './check.ts';
 import { runListeners } from './serve.ts';
+import { runSiq } from './siq.ts';
 import { USAGE } from './usage.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -12,6 +13,8 @@ export async function main(argv: string[]): Promise<number> {
       return runListeners(command, rest);
     case 'http':
       return runListeners(command, rest, command);
+    case 'siq':
+      return runSiq(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -8,6 +8,8 @@ commands:
            checkid serve [--config FILE] [--resolver HOST:PORT]
   http     start the HTTP API alone (POST /v1/check)
            checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
+  siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
+           checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
 
 Exit status: 0 whatever the verdict; 2 for usage errors, 3 for configuration errors.
 Docs: docs/cli.md, docs/configuration.md
