@@ -79,6 +79,7 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     resolver: active,
     async close() {
       monitor?.stop();
+      await store.current().prepared.siq?.client.close();
       store.close();
       await active.close();
     },

@@ -8,6 +8,7 @@ import { compileZones, type DnsblZoneConfig, type DnsblZoneHealth } from '../che
 import { LocalLists } from '../checks/locallist/index.ts';
 import { DnsRegistry } from '../checks/ratings/registry.ts';
 import type { RatingProvider } from '../checks/ratings/types.ts';
+import { SiqRatingProvider } from '../siq/provider.ts';
 import type { Config } from '../policy/config.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { PolicyHook } from '../policy/hook.ts';
@@ -24,6 +25,8 @@ export interface Prepared {
   ipZones: DnsblZoneConfig[];
   domainZones: DnsblZoneConfig[];
   ratingProviders: RatingProvider[];
+  /** the SIQ servers, asked about the client IP and MAIL FROM domain (docs/siq.md) */
+  siq?: SiqRatingProvider;
 }
 
 export interface EngineContext {
@@ -51,7 +54,26 @@ export function prepareConfig(config: Config, resolver: Resolver, extra?: (confi
     ipZones: zones.filter((z) => z.type !== 'domain'),
     domainZones: zones.filter((z) => z.type === 'domain'),
     ratingProviders: [...config.ratings.registries.map((r) => new DnsRegistry(r.zone, resolver)), ...(extra?.(config) ?? [])],
+    ...(config.siq.servers.length > 0 ? { siq: siqProvider(config) } : {}),
   };
+}
+
+function siqProvider(config: Config): SiqRatingProvider {
+  const s = config.siq;
+  return new SiqRatingProvider(
+    {
+      servers: s.servers,
+      timeoutMs: s.timeoutMs,
+      attempts: s.attempts,
+      queryNullSender: s.queryNullSender,
+      followRedirects: s.followRedirects,
+      cacheMaxEntries: s.cache.maxEntries,
+      defaultTtl: s.cache.defaultTtl,
+      minTtl: s.cache.minTtl,
+      maxTtl: s.cache.maxTtl,
+    },
+    { service: s.service, subScores: s.subScores },
+  );
 }
 
 /** The checkID() input: what is known at call time. Hdrs/Body only after DATA. */

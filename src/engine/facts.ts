@@ -11,6 +11,7 @@ import type { HeloResult } from '../checks/helo/index.ts';
 import type { CsaResult } from '../checks/csa/index.ts';
 import type { ProviderOutcome, Rating } from '../checks/ratings/types.ts';
 import type { RatingScores } from '../checks/ratings/score.ts';
+import type { SiqOutcome } from '../siq/provider.ts';
 
 export interface Envelope {
   ip: string;
@@ -50,6 +51,8 @@ export interface Facts {
   spfMailFrom?: SpfFact;
   identity?: IdentityFact;
   ratings?: RatingsFact;
+  /** the SIQ servers' answer about the client IP and the MAIL FROM domain */
+  siq?: SiqOutcome;
   /** received Authentication-Results that carry our authserv-id */
   forgedAuthResults: HeaderRemoval[];
   /** checks that failed internally (bugs, not DNS trouble) */

@@ -249,6 +249,15 @@ export class Session {
           }),
         );
       }
+      const siq = this.policy.prepared.siq;
+      if (siq) {
+        const subject = { ip, domain: this.facts.identity?.domain ?? '', mailFromDomain: domainOfAddress(mailFrom) };
+        tasks.push(
+          siq.rate(subject, { signal }).then((r) => {
+            this.facts.siq = r;
+          }),
+        );
+      }
       const domainZones = this.policy.prepared.domainZones;
       if (domainZones.length > 0) {
         const e = this.facts.envelope;
@@ -293,6 +302,7 @@ export class Session {
     delete f.envelope.mailFrom;
     f.envelope.rcpt = [];
     delete f.spfMailFrom;
+    delete f.siq;
     f.forgedAuthResults = [];
     f.internalErrors = [];
     if (this.ipDnsbl) f.dnsbl = this.ipDnsbl;

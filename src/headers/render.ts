@@ -2,6 +2,7 @@
 import type { Facts } from '../engine/facts.ts';
 import type { HeaderField } from '../engine/verdict.ts';
 import { AUTHENT_LABEL, renderAuthent } from './authent.ts';
+import { foldParts, sanitize } from './fold.ts';
 import { AUTHENTICATION_RESULTS, type MethodResult, renderAuthenticationResults } from './authentication-results.ts';
 
 import type { HeaderKind } from '../policy/config.ts';
@@ -69,7 +70,28 @@ function spfComment(result: string): string {
   }
 }
 
-export function renderHeaders(facts: Facts, kinds: readonly HeaderKind[], authservId: string): HeaderField[] {
+/** What header rendering needs from the config. */
+export interface HeaderSettings {
+  headers: readonly HeaderKind[];
+  authservId: string;
+  siq: { reportHeader: string; tagScore: number };
+}
+
+/**
+ * `SIQ-Report: pass=YES|NO|UNKNOWN ip= dn= score= text='…'` (smtpf's form, docs/siq.md): pass=NO
+ * at or below the tag threshold, UNKNOWN when the servers gave no score.
+ */
+export function renderSiqReport(siq: NonNullable<Facts['siq']>, tagScore: number): string {
+  const reply = siq.siq.result.status === 'answer' ? siq.siq.result.reply : null;
+  const score = siq.siq.kind === 'score' && reply ? reply.score : null;
+  const pass = score === null ? 'UNKNOWN' : tagScore >= 0 && score <= tagScore ? 'NO' : 'YES';
+  const text = score === null ? 'UNKNOWN' : sanitize(reply?.text ?? '').replace(/'/g, '').slice(0, 200);
+  const words = [`pass=${pass}`, `ip=${siq.siq.ip}`, `dn=${siq.siq.domain || '<>'}`, `score=${score ?? -1}`, `text='${text}'`];
+  return foldParts('SIQ-Report:', words);
+}
+
+export function renderHeaders(facts: Facts, settings: HeaderSettings): HeaderField[] {
+  const { headers: kinds, authservId } = settings;
   const headers: HeaderField[] = [];
   if (kinds.includes('authentication-results')) {
     headers.push({
@@ -78,8 +100,11 @@ export function renderHeaders(facts: Facts, kinds: readonly HeaderKind[], authse
     });
   }
   if (kinds.includes('authent') && facts.identity) {
-    // ratings belong to an authenticated identity only
-    const ratings = facts.ratings?.status === 'found' && facts.identity.result === 'pass' ? facts.ratings.ratings : [];
+    // registry ratings belong to an authenticated identity only; SIQ rates the IP and MAIL FROM domain
+    const ratings = [
+      ...(facts.ratings?.status === 'found' && facts.identity.result === 'pass' ? facts.ratings.ratings : []),
+      ...(facts.siq?.status === 'found' ? facts.siq.ratings : []),
+    ];
     headers.push({
       label: AUTHENT_LABEL,
       text: renderAuthent({
@@ -90,6 +115,9 @@ export function renderHeaders(facts: Facts, kinds: readonly HeaderKind[], authse
         ratings,
       }),
     });
+  }
+  if (facts.siq && settings.siq.reportHeader && facts.siq.siq.kind !== 'skipped') {
+    headers.push({ label: `${settings.siq.reportHeader}:`, text: renderSiqReport(facts.siq, settings.siq.tagScore) });
   }
   return headers;
 }

@@ -65,9 +65,28 @@ export interface Config {
     tempfailOnError: boolean;
   };
   filter: { subjectTag: string };
+  /** SIQ reputation servers (docs/siq.md) and milter-siq's policy */
+  siq: {
+    servers: string[];
+    timeoutMs: number;
+    attempts: number;
+    queryNullSender: boolean;
+    followRedirects: boolean;
+    service: string;
+    subScores: boolean;
+    cache: { maxEntries: number; defaultTtl: number; minTtl: number; maxTtl: number };
+    tagScore: number;
+    rejectScore: number;
+    subjectTag: string;
+    tempfailOnTempfail: boolean;
+    reportHeader: string;
+  };
   /** listeners `checkid serve` starts; '' = off */
   milter: { listen: string };
   http: { listen: string };
+  /** Postfix policy delegation server (check_policy_service) and Exim readsocket server; '' = off */
+  policy: { listen: string };
+  readsocket: { listen: string };
   /** absolute path of the policy hook module, or '' */
   hook: string;
 }
@@ -150,8 +169,25 @@ export const CONFIG_SCHEMA: Schema = obj({
     tempfail_on_error: bool,
   }),
   filter: obj({ subject_tag: str() }),
+  siq: obj({
+    servers: list(str({ pattern: /^(\[[0-9A-Fa-f:.]+\]|[^\s:]+|[0-9A-Fa-f:]+)(:\d{1,5})?$/, description: 'HOST, HOST:PORT or [IPv6]:PORT' })),
+    timeout_ms: num(50, 60_000, true),
+    attempts: num(1, 10, true),
+    query_null_sender: bool,
+    follow_redirects: bool,
+    service: str({ pattern: /^[A-Za-z][A-Za-z0-9]{0,12}$/, description: 'a service code like SIQ' }),
+    sub_scores: bool,
+    cache: obj({ max_entries: num(0, 10_000_000, true), default_ttl: num(0, 604_800, true), min_ttl: num(0, 604_800, true), max_ttl: num(0, 604_800, true) }),
+    tag_score: num(-1, 100, true),
+    reject_score: num(-1, 100, true),
+    subject_tag: str(),
+    tempfail_on_tempfail: bool,
+    report_header: str({ pattern: /^$|^[A-Za-z][A-Za-z0-9-]*$/, description: 'a header name, or empty for none' }),
+  }),
   milter: obj({ listen: str({ pattern: /^$|^(inet6?:|unix:|local:)/, description: "'' (off), inet:HOST:PORT, inet6:[HOST]:PORT or unix:/path" }) }),
   http: obj({ listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }) }),
+  policy: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
+  readsocket: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
   hook: str(),
 });
 
@@ -186,8 +222,25 @@ export function defaultConfig(): Config {
       tempfailOnError: true,
     },
     filter: { subjectTag: '' },
+    siq: {
+      servers: [],
+      timeoutMs: 2_000,
+      attempts: 2,
+      queryNullSender: false,
+      followRedirects: false,
+      service: 'SIQ',
+      subScores: true,
+      cache: { maxEntries: 10_000, defaultTtl: 0, minTtl: 0, maxTtl: 86_400 },
+      tagScore: 50,
+      rejectScore: -1,
+      subjectTag: '[SPAM]',
+      tempfailOnTempfail: true,
+      reportHeader: 'SIQ-Report',
+    },
     milter: { listen: 'inet:127.0.0.1:8891' },
     http: { listen: '127.0.0.1:8080' },
+    policy: { listen: '' },
+    readsocket: { listen: '' },
     hook: '',
   };
 }
@@ -305,6 +358,27 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof ml.listen === 'string') c.milter.listen = ml.listen;
   const hl = sub('http');
   if (typeof hl.listen === 'string') c.http.listen = hl.listen;
+  const pl = sub('policy');
+  if (typeof pl.listen === 'string') c.policy.listen = pl.listen;
+  const rl = sub('readsocket');
+  if (typeof rl.listen === 'string') c.readsocket.listen = rl.listen;
+  const sq = sub('siq');
+  if (Array.isArray(sq.servers)) c.siq.servers = sq.servers as string[];
+  if (typeof sq.timeout_ms === 'number') c.siq.timeoutMs = sq.timeout_ms;
+  if (typeof sq.attempts === 'number') c.siq.attempts = sq.attempts;
+  if (typeof sq.query_null_sender === 'boolean') c.siq.queryNullSender = sq.query_null_sender;
+  if (typeof sq.follow_redirects === 'boolean') c.siq.followRedirects = sq.follow_redirects;
+  if (typeof sq.service === 'string') c.siq.service = sq.service;
+  if (typeof sq.sub_scores === 'boolean') c.siq.subScores = sq.sub_scores;
+  const sc = (sq.cache ?? {}) as Raw;
+  for (const [key, field] of [['max_entries', 'maxEntries'], ['default_ttl', 'defaultTtl'], ['min_ttl', 'minTtl'], ['max_ttl', 'maxTtl']] as const) {
+    if (typeof sc[key] === 'number') c.siq.cache[field] = sc[key];
+  }
+  if (typeof sq.tag_score === 'number') c.siq.tagScore = sq.tag_score;
+  if (typeof sq.reject_score === 'number') c.siq.rejectScore = sq.reject_score;
+  if (typeof sq.subject_tag === 'string') c.siq.subjectTag = sq.subject_tag;
+  if (typeof sq.tempfail_on_tempfail === 'boolean') c.siq.tempfailOnTempfail = sq.tempfail_on_tempfail;
+  if (typeof sq.report_header === 'string') c.siq.reportHeader = sq.report_header;
   const f = sub('filter');
   if (typeof f.subject_tag === 'string') c.filter.subjectTag = f.subject_tag;
   if (typeof raw.hook === 'string' && raw.hook.length > 0) c.hook = resolve(baseDir, raw.hook);

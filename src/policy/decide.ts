@@ -32,14 +32,28 @@ export function makeVerdict(stage: Stage, action: Action, reply: SmtpReply, reas
   const v: Verdict = {
     action,
     reply: { code: reply.code, xcode: reply.xcode, text: replyText(reply.text) },
-    headers: keepsMessage ? renderHeaders(facts, config.headers, config.authservId) : [],
+    headers: keepsMessage ? renderHeaders(facts, config) : [],
     removeHeaders: keepsMessage ? [...facts.forgedAuthResults] : [],
     stage,
     reason,
     explanation,
   };
-  if (action === 'FILTER' && config.filter.subjectTag) v.subjectTag = sanitize(config.filter.subjectTag);
+  const tag = siqTags(facts, config) ? config.siq.subjectTag : config.filter.subjectTag;
+  if (action === 'FILTER' && tag) v.subjectTag = sanitize(tag);
   return v;
+}
+
+/** The SIQ score, when the servers gave one. */
+function siqScore(facts: Facts): number | null {
+  const s = facts.siq?.siq;
+  if (s?.kind !== 'score' || s.result.status !== 'answer') return null;
+  return s.result.reply.score;
+}
+
+/** milter-siq: a score at or below the tag threshold tags the message. */
+function siqTags(facts: Facts, config: Config): boolean {
+  const score = siqScore(facts);
+  return score !== null && config.siq.tagScore >= 0 && score <= config.siq.tagScore;
 }
 
 /** The thresholds in force for a recipient (the first matching `recipients` entry, else global). */
@@ -155,6 +169,21 @@ export function decide(stage: Stage, facts: Facts, config: Config, ctx: DecideCo
     }
     if (spf.result === 'temperror') return tempfail(`SPF of '${spf.domain}'`, spf.reason);
     why.push(`MAIL FROM <${spf.sender}>: SPF ${spf.result}`);
+  }
+
+  // 5b. SIQ (milter-siq's behaviour): 451 on TEMPFAIL, reject at or below the reject threshold
+  //     once the operator turned it on, tag at or below the tag threshold; no answer changes nothing
+  const siq = facts.siq;
+  if (siq) {
+    const score = siqScore(facts);
+    if (siq.siq.kind === 'tempfail' && config.siq.tempfailOnTempfail) {
+      return verdict('TEMPFAIL', { code: 451, xcode: '4.7.1', text: 'SIQ reputation service asks to try again later' }, 'siq-tempfail', [siq.message]);
+    }
+    if (score !== null && config.siq.rejectScore >= 0 && score <= config.siq.rejectScore) {
+      return reject(550, '5.7.1', `message rejected, SIQ score ${score} too low`, 'siq-reject', [siq.message]);
+    }
+    why.push(siq.message);
+    if (siqTags(facts, config)) why.push(`SIQ score ${score} ≤ tag threshold ${config.siq.tagScore}: tagged`);
   }
 
   // 6. ratings of an authenticated identity

@@ -83,7 +83,7 @@ export function applyHookAnswer(base: Verdict, answer: HookAnswer, facts: Facts,
     : keepsMessage
       ? baseKept
         ? base.headers
-        : renderHeaders(facts, config.headers, config.authservId)
+        : renderHeaders(facts, config)
       : [];
   const v: Verdict = {
     ...base,
