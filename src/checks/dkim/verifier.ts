@@ -1,0 +1,358 @@
+/**
+ * Streaming DKIM verification (RFC 6376 §6.1, RFC 8301, RFC 8463).
+ *
+ *   const v = new DkimVerifier({ resolver, clock });
+ *   v.header('From', ' a@example.com');   // every field, in order, value as received
+ *   v.endOfHeaders();                       // signatures parsed, header hashes built, keys asked for
+ *   v.body(chunk); v.body(chunk);           // canonicalized and hashed as it arrives
+ *   const results = await v.finish();       // one DkimResult per signature (or one "none")
+ *
+ * Each distinct (body canonicalization, hash, l=) is hashed once however many signatures share
+ * it; the body is never stored. Key look-ups start at endOfHeaders(), so DNS overlaps the body.
+ */
+import { createHash, type Hash, verify as cryptoVerify } from 'node:crypto';
+import { type Clock, systemClock } from '../../common/clock.ts';
+import { type BodyCanonicalizer, type Canonicalization, createBodyCanonicalizer } from './canon.ts';
+import {
+  type FieldIndex,
+  type HeaderField,
+  headerField,
+  indexFields,
+  selectFields,
+  signedHeaderText,
+  splitRawMessage,
+} from './fields.ts';
+import { type DkimKey, type DkimKeyCache, defaultKeyCache, type KeyLookup, keyAllowsHash } from './key.ts';
+import {
+  checkSignatureTimes,
+  type DkimSignature,
+  type HashAlgorithm,
+  parseDkimSignature,
+} from './signature.ts';
+import {
+  DEFAULT_DKIM_OPTIONS,
+  type DkimDeps,
+  type DkimOptions,
+  type DkimResult,
+  type DkimResultCode,
+} from './types.ts';
+
+/** One body hash: a canonicalization's output, hashed up to an optional l= limit. */
+class BodyHashTarget {
+  readonly algorithm: HashAlgorithm;
+  readonly hash: Hash;
+  readonly limit: number;
+  hashed = 0;
+  digest: Buffer | null = null;
+  constructor(algorithm: HashAlgorithm, limit: number) {
+    this.algorithm = algorithm;
+    this.hash = createHash(algorithm);
+    this.limit = limit;
+  }
+  update(data: Uint8Array): void {
+    const room = this.limit - this.hashed;
+    if (room <= 0) return;
+    const part = data.length > room ? data.subarray(0, room) : data;
+    this.hash.update(part);
+    this.hashed += part.length;
+  }
+  finish(): Buffer {
+    this.digest ??= this.hash.digest();
+    return this.digest;
+  }
+}
+
+/** A canonicalizer and the hashes fed from it. */
+interface BodyStream {
+  canon: BodyCanonicalizer;
+  targets: BodyHashTarget[];
+}
+
+interface Pending {
+  index: number;
+  /** decided before the body (unparsable, refused algorithm, expired…) */
+  early?: { result: DkimResultCode; reason: string };
+  partial: { domain: string; selector: string; b: string; algorithm: string };
+  sig?: DkimSignature;
+  headerData?: Buffer;
+  target?: BodyHashTarget;
+  canonLength?: () => number;
+  key?: Promise<KeyLookup>;
+}
+
+const HEADER_B_MIN = 8;
+
+/** The shortest prefix of each b= value, at least 8 characters, that no other b= of the message shares. */
+export function shortBValues(values: readonly string[]): string[] {
+  return values.map((b, i) => {
+    let len = Math.min(HEADER_B_MIN, b.length);
+    while (len < b.length && values.some((o, j) => j !== i && o !== b && o.startsWith(b.slice(0, len))))
+      len++;
+    return b.slice(0, len);
+  });
+}
+
+export class DkimVerifier {
+  private readonly deps: DkimDeps;
+  private readonly clock: Clock;
+  private readonly cache: DkimKeyCache;
+  private readonly options: Required<DkimOptions>;
+  private readonly fields: HeaderField[] = [];
+  private pending: Pending[] = [];
+  private readonly streams = new Map<Canonicalization, BodyStream>();
+  private headersDone = false;
+  private finished = false;
+  /** DKIM-Signature fields beyond maxSignatures, not verified */
+  skippedSignatures = 0;
+
+  constructor(deps: DkimDeps, options: DkimOptions = {}) {
+    this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
+    this.options = { ...DEFAULT_DKIM_OPTIONS, ...stripUndefined(options) };
+  }
+
+  /** One header field: name without the colon, value = everything after it, folding kept. */
+  header(name: string, value: string): void {
+    if (this.headersDone) throw new Error('header() after endOfHeaders()');
+    this.fields.push(headerField(name, this.options.leadingSpaceStripped ? ` ${value}` : value));
+  }
+
+  /** Header fields already split (by splitRawMessage, or ARC's own parsing), in order. */
+  headerFields(fields: readonly HeaderField[]): void {
+    if (this.headersDone) throw new Error('headerFields() after endOfHeaders()');
+    for (const f of fields) this.fields.push(f);
+  }
+
+  /**
+   * The header block is complete: parses the signatures, builds their header hash input, sets up
+   * the body hashes and starts the key look-ups. Called by body() and finish() if not before.
+   */
+  endOfHeaders(): void {
+    if (this.headersDone) return;
+    this.headersDone = true;
+    const index = indexFields(this.fields);
+    const positions = index.get('dkim-signature') ?? [];
+    const max = Math.max(0, Math.floor(this.options.maxSignatures));
+    this.skippedSignatures = Math.max(0, positions.length - max);
+    const now = Math.floor(this.clock.now() / 1000);
+    this.pending = positions.slice(0, max).map((at, i) => this.prepare(at, i, index, now));
+  }
+
+  private prepare(at: number, i: number, index: FieldIndex, now: number): Pending {
+    const field = this.fields[at]!;
+    const legacy = this.options.legacy;
+    const parsed = parseDkimSignature(field.value, legacy.draftVersions ? { draftVersions: true } : {});
+    if (!parsed.ok) {
+      const { reason, ...partial } = parsed;
+      return { index: i, partial, early: { result: 'neutral', reason } };
+    }
+    const sig = parsed.signature;
+    const partial = { domain: sig.domain, selector: sig.selector, b: sig.b, algorithm: sig.algorithm };
+    const p: Pending = { index: i, partial, sig };
+    if (sig.hash === 'sha1' && !legacy.rsaSha1) {
+      p.early = { result: 'policy', reason: 'rsa-sha1 signatures are not accepted (RFC 8301 §3.1)' };
+      return p;
+    }
+    const late = checkSignatureTimes(sig, now, this.options.maxFutureSeconds);
+    if (late) {
+      p.early = { result: 'policy', reason: late };
+      return p;
+    }
+    const selected = selectFields(this.fields, index, sig.signedHeaders, at);
+    const text = signedHeaderText(selected, sig.headerCanon, field.name, sig.valueWithoutB);
+    p.headerData = Buffer.from(text, this.options.encoding);
+    const stream = this.stream(sig.bodyCanon);
+    p.target = this.target(stream, sig.hash, sig.bodyLength);
+    p.canonLength = () => stream.canon.length;
+    const key = this.cache.lookup(this.deps.resolver, sig.selector, sig.domain, this.deps.signal);
+    // a rejected look-up (a broken resolver) must not surface as an unhandled rejection
+    p.key = key.catch(
+      (e: unknown) => ({ status: 'temperror', reason: `key unavailable: ${String(e)}` }) as const,
+    );
+    return p;
+  }
+
+  private stream(c: Canonicalization): BodyStream {
+    let s = this.streams.get(c);
+    if (!s) {
+      const targets: BodyHashTarget[] = [];
+      const canon = createBodyCanonicalizer(c, (data) => {
+        for (let i = 0; i < targets.length; i++) targets[i]!.update(data);
+      });
+      s = { canon, targets };
+      this.streams.set(c, s);
+    }
+    return s;
+  }
+
+  private target(stream: BodyStream, hash: HashAlgorithm, limit: number | undefined): BodyHashTarget {
+    const l = limit ?? Number.POSITIVE_INFINITY;
+    for (const t of stream.targets) if (t.limit === l && t.algorithm === hash) return t;
+    const t = new BodyHashTarget(hash, l);
+    stream.targets.push(t);
+    return t;
+  }
+
+  /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
+  body(chunk: Uint8Array | string): void {
+    if (this.finished) throw new Error('body() after finish()');
+    if (!this.headersDone) this.endOfHeaders();
+    if (this.streams.size === 0) return;
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk;
+    for (const s of this.streams.values()) s.canon.update(data);
+  }
+
+  /** Distinct body hashes being computed (one per canonicalization, hash and l=). */
+  get bodyHashCount(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.targets.length;
+    return n;
+  }
+
+  /** Octets of body state held between body() calls (fixed-size buffers only), for tests. */
+  get bufferedBytes(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.canon.bufferedBytes;
+    return n;
+  }
+
+  /** The results, one per verified DKIM-Signature (topmost first), or one `none`. */
+  async finish(): Promise<DkimResult[]> {
+    if (this.finished) throw new Error('finish() called twice');
+    if (!this.headersDone) this.endOfHeaders();
+    this.finished = true;
+    for (const s of this.streams.values()) {
+      s.canon.finish();
+      for (const t of s.targets) t.finish();
+    }
+    if (this.pending.length === 0) {
+      return [
+        {
+          result: 'none',
+          domain: '',
+          selector: '',
+          b: '',
+          algorithm: '',
+          reason: 'the message has no DKIM-Signature',
+        },
+      ];
+    }
+    const shortB = shortBValues(this.pending.map((p) => p.partial.b));
+    return Promise.all(this.pending.map((p, i) => this.evaluate(p, shortB[i]!)));
+  }
+
+  private async evaluate(p: Pending, b: string): Promise<DkimResult> {
+    const base: DkimResult = {
+      result: 'neutral',
+      domain: p.partial.domain,
+      selector: p.partial.selector,
+      b,
+      algorithm: p.partial.algorithm,
+      reason: '',
+      index: p.index,
+    };
+    const sig = p.sig;
+    if (sig) {
+      base.auid = sig.auid;
+      base.canonicalization = `${sig.headerCanon}/${sig.bodyCanon}`;
+      if (sig.bodyLength !== undefined) base.bodyLengthLimited = true;
+    }
+    if (p.early || !sig)
+      return { ...base, ...(p.early ?? { result: 'neutral', reason: 'signature not processed' }) };
+    const lookup = await p.key!;
+    if (lookup.status !== 'ok') return { ...base, result: lookup.status, reason: lookup.reason };
+    const key = lookup.key;
+    base.keyBits = key.bits;
+    if (key.testing) base.testing = true;
+    const done = (result: DkimResultCode, reason: string): DkimResult => ({ ...base, result, reason });
+    const keyProblem = this.keyProblem(sig, key);
+    if (keyProblem) return done(keyProblem.result, keyProblem.reason);
+
+    const total = p.canonLength!();
+    if (sig.bodyLength !== undefined) {
+      if (sig.bodyLength > total) {
+        return done(
+          'neutral',
+          `body length l=${sig.bodyLength} exceeds the canonical body (${total} octets; RFC 6376 §3.5)`,
+        );
+      }
+      base.unsignedBodyBytes = total - sig.bodyLength;
+    }
+    if (!p.target!.finish().equals(sig.bodyHash)) return done('fail', 'body hash did not verify');
+    if (!verifySignature(sig, key, p.headerData!)) return done('fail', 'signature did not verify');
+    const partly =
+      sig.bodyLength !== undefined ? ` (l=: ${base.unsignedBodyBytes} body octets unsigned)` : '';
+    return done('pass', `signature verified with the key ${sig.selector}._domainkey.${sig.domain}${partly}`);
+  }
+
+  /** Key vs signature (§6.1.2 steps 6–9, RFC 8301 §3.2); null when usable. */
+  private keyProblem(sig: DkimSignature, key: DkimKey): { result: DkimResultCode; reason: string } | null {
+    if (key.keyType !== sig.keyType) {
+      return {
+        result: 'permerror',
+        reason: `inappropriate key algorithm: k=${key.keyType} key for a=${sig.algorithm}`,
+      };
+    }
+    if (!keyAllowsHash(key, sig.hash)) {
+      return {
+        result: 'permerror',
+        reason: `inappropriate hash algorithm: the key's h= does not list ${sig.hash}`,
+      };
+    }
+    if (key.strict && sig.auidDomain !== sig.domain) {
+      return {
+        result: 'permerror',
+        reason: `the key has t=s but the i= domain ${sig.auidDomain} is not d=${sig.domain}`,
+      };
+    }
+    if (key.keyType === 'rsa' && key.bits < this.options.minRsaBits) {
+      return {
+        result: 'policy',
+        reason: `RSA key of ${key.bits} bits is shorter than ${this.options.minRsaBits} (RFC 8301 §3.2)`,
+      };
+    }
+    return null;
+  }
+}
+
+/** The header signature check: RSASSA-PKCS1-v1_5 over the data, or Ed25519 over its SHA-256 (RFC 8463 §3). */
+export function verifySignature(
+  sig: Pick<DkimSignature, 'keyType' | 'hash' | 'signature'>,
+  key: DkimKey,
+  data: Buffer,
+): boolean {
+  try {
+    if (sig.keyType === 'ed25519') {
+      const digest = createHash('sha256').update(data).digest();
+      return cryptoVerify(null, digest, key.publicKey, sig.signature);
+    }
+    return cryptoVerify(sig.hash, data, key.publicKey, sig.signature);
+  } catch {
+    return false;
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/**
+ * Verifies a whole message at once (a Buffer, or a string encoded with `options.encoding`).
+ * Header fields are read byte for byte (latin1), so simple canonicalization sees the octets sent.
+ */
+export async function verifyMessage(
+  raw: Uint8Array | string,
+  deps: DkimDeps,
+  options: DkimOptions = {},
+): Promise<DkimResult[]> {
+  const bytes = typeof raw === 'string' ? Buffer.from(raw, options.encoding ?? 'utf8') : raw;
+  const { fields, bodyStart } = splitRawMessage(bytes);
+  const v = new DkimVerifier(deps, { ...options, encoding: 'latin1', leadingSpaceStripped: false });
+  v.headerFields(fields);
+  v.endOfHeaders();
+  if (bodyStart < bytes.length) v.body(bytes.subarray(bodyStart));
+  return v.finish();
+}
