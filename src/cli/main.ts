@@ -12,6 +12,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'serve':
       return runListeners(command, rest);
     case 'http':
+    case 'milter':
       return runListeners(command, rest, command);
     case 'siq':
       return runSiq(rest);

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { createHttpAdapter } from '../adapters/http/server.ts';
 import type { Logger } from '../engine/engine.ts';
 import { ConfigError } from '../policy/config.ts';
+import { milterListener } from './milter.ts';
 import { type Runtime, startRuntime } from './runtime.ts';
 import { USAGE } from './usage.ts';
 
@@ -56,7 +57,7 @@ const http: ListenerKind = {
 };
 
 /** Every listener kind, in start order. */
-export const LISTENERS: ListenerKind[] = [http];
+export const LISTENERS: ListenerKind[] = [http, milterListener];
 
 const OPTIONS = {
   config: { type: 'string' },

@@ -8,6 +8,8 @@ commands:
            checkid serve [--config FILE] [--resolver HOST:PORT]
   http     start the HTTP API alone (POST /v1/check)
            checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
+  milter   start the milter alone (Postfix, Sendmail: docs/adapters/milter.md)
+           checkid milter --listen inet:127.0.0.1:8891|unix:/run/checkid/milter.sock [--config FILE] [--resolver HOST:PORT]
   siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
            checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
 
