@@ -64,7 +64,8 @@ export async function runCheck(argv: string[]): Promise<number> {
       ...(values.helo ? { helo: values.helo } : {}),
       ...(values.from !== undefined ? { mailFrom: values.from } : {}),
       rcpt: values.rcpt ?? [],
-      ...(message ? { headers: message.headers, body: message.body } : {}),
+      // the file's bytes are carried as latin1 text, one character per octet, so DKIM sees them exactly
+      ...(message ? { headers: message.headers, body: message.body, encoding: 'latin1' as const } : {}),
     });
     if (values.json) {
       process.stdout.write(

@@ -12,7 +12,7 @@ import { SiqRatingProvider } from '../siq/provider.ts';
 import type { Config } from '../policy/config.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { PolicyHook } from '../policy/hook.ts';
-import { Session } from './session.ts';
+import { Session, type SessionOptions } from './session.ts';
 import type { Verdict } from './verdict.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -86,6 +86,8 @@ export interface CheckIdInput {
   /** received header fields as [name, value] pairs, or the raw header block */
   headers?: Array<[string, string]> | string | null;
   body?: string | Uint8Array | null;
+  /** how string headers and body become octets for DKIM: utf8 (default) or latin1 (raw bytes) */
+  encoding?: 'utf8' | 'latin1';
 }
 
 export interface CheckIdResult {
@@ -113,8 +115,8 @@ export class Engine {
   }
 
   /** A session for one SMTP connection from `ip`. */
-  session(ip: string): Session {
-    return new Session(this.context, ip);
+  session(ip: string, options?: SessionOptions): Session {
+    return new Session(this.context, ip, options);
   }
 
   /**
@@ -122,7 +124,7 @@ export class Engine {
    * verdict. Without headers or body it ends before DATA (CONTINUE when nothing is certain yet).
    */
   async checkID(input: CheckIdInput): Promise<CheckIdResult> {
-    const session = this.session(input.ip);
+    const session = this.session(input.ip, input.encoding ? { encoding: input.encoding } : {});
     const recipients: CheckIdResult['recipients'] = [];
     const done = (verdict: Verdict): CheckIdResult => ({ action: verdict.action, reply: verdict.reply, headers: verdict.headers, verdict, recipients, session });
     const hasMessage = (input.headers !== undefined && input.headers !== null) || (input.body !== undefined && input.body !== null);
@@ -154,6 +156,7 @@ export class Engine {
       v = open[0]!.verdict;
     }
     if (!hasMessage) return done(v);
+    session.endOfHeaders();
     if (input.body !== undefined && input.body !== null) session.body(input.body);
     return done(await session.endOfMessage());
   }

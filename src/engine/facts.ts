@@ -12,6 +12,8 @@ import type { CsaResult } from '../checks/csa/index.ts';
 import type { ProviderOutcome, Rating } from '../checks/ratings/types.ts';
 import type { RatingScores } from '../checks/ratings/score.ts';
 import type { SiqOutcome } from '../siq/provider.ts';
+import type { DkimResult } from '../checks/dkim/index.ts';
+import type { DmarcResult } from '../checks/dmarc/index.ts';
 
 export interface Envelope {
   ip: string;
@@ -53,6 +55,10 @@ export interface Facts {
   ratings?: RatingsFact;
   /** the SIQ servers' answer about the client IP and the MAIL FROM domain */
   siq?: SiqOutcome;
+  /** end of message: one result per DKIM-Signature (none → a single 'none') */
+  dkim?: DkimResult[];
+  /** end of message: DMARC for the RFC5322.From domain */
+  dmarc?: DmarcResult;
   /** received Authentication-Results that carry our authserv-id */
   forgedAuthResults: HeaderRemoval[];
   /** checks that failed internally (bugs, not DNS trouble) */

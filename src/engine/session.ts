@@ -7,6 +7,8 @@ import { domainOfAddress, isFqdn, normalizeDomain, stripBrackets } from '../comm
 import { formatIp, parseIp } from '../common/ip.ts';
 import { checkCsa } from '../checks/csa/index.ts';
 import { checkDnsbl } from '../checks/dnsbl/index.ts';
+import { DkimVerifier } from '../checks/dkim/index.ts';
+import { checkDmarc } from '../checks/dmarc/index.ts';
 import { checkHelo as checkHeloName } from '../checks/helo/index.ts';
 import { checkIprev } from '../checks/iprev/index.ts';
 import { scoreRatings } from '../checks/ratings/score.ts';
@@ -33,14 +35,29 @@ function argument(what: string, value: string): string {
   return value.trim();
 }
 
+export interface SessionOptions {
+  /**
+   * Header values arrive without the white space after the colon (the milter protocol without
+   * SMFIP_HDR_LEADSPC); DKIM's simple canonicalization needs to know.
+   */
+  headerLeadingSpaceStripped?: boolean;
+  /** how string header values and body chunks become octets for DKIM (default utf8) */
+  encoding?: 'utf8' | 'latin1';
+}
+
 export class Session {
   readonly facts: Facts;
+  private readonly options: SessionOptions;
+  /** the message's end-of-message checks, fed as headers and body stream in */
+  private dkim: DkimVerifier | null = null;
+  private fromValues: string[] = [];
   private readonly ctx: EngineContext;
   private readonly policy: LoadedPolicy<Prepared>;
   private headerCounts = new Map<string, number>();
   private ipDnsbl: Facts['dnsbl'];
 
-  constructor(ctx: EngineContext, ip: string) {
+  constructor(ctx: EngineContext, ip: string, options: SessionOptions = {}) {
+    this.options = options;
     const parsed = parseIp(ip.trim());
     if (!parsed) throw new SessionError(`not an IP address: ${JSON.stringify(ip)}`);
     this.ctx = ctx;
@@ -279,9 +296,27 @@ export class Session {
     return this.stage('rcpt', `RCPT TO <${rcpt}>`, null, rcpt);
   }
 
+  /** The message's DKIM verifier, made at its first header (DKIM off: none). */
+  private verifier(): DkimVerifier | null {
+    const c = this.config.dkim;
+    if (!c.enabled) return null;
+    this.dkim ??= new DkimVerifier(
+      { resolver: this.ctx.resolver, clock: this.ctx.clock },
+      {
+        maxSignatures: c.maxSignatures,
+        minRsaBits: c.minRsaBits,
+        leadingSpaceStripped: this.options.headerLeadingSpaceStripped === true,
+        encoding: this.options.encoding ?? 'utf8',
+      },
+    );
+    return this.dkim;
+  }
+
   /** One received header field (name without colon; value as received, folding kept). */
   header(name: string, value: string): void {
+    this.verifier()?.header(name, value);
     const key = name.trim().toLowerCase();
+    if (key === 'from') this.fromValues.push(value);
     const n = (this.headerCounts.get(key) ?? 0) + 1;
     this.headerCounts.set(key, n);
     if (key === AUTHENTICATION_RESULTS.toLowerCase() && isForgedAuthenticationResults(value, this.config.authservId)) {
@@ -289,11 +324,39 @@ export class Session {
     }
   }
 
-  /** A chunk of the body; end-of-message methods (DKIM, DMARC, ARC) will consume it. */
-  body(_chunk: Uint8Array | string): void {}
+  /** The header block is complete: DKIM key look-ups start now, while the body streams in. */
+  endOfHeaders(): void {
+    this.verifier()?.endOfHeaders();
+  }
 
+  /** A chunk of the body, in order; hashed as it comes, never buffered whole. */
+  body(chunk: Uint8Array | string): void {
+    this.verifier()?.body(chunk);
+  }
+
+  /** End of message: DKIM results, then DMARC (which needs them), then the final verdict. */
   async endOfMessage(): Promise<Verdict> {
-    return this.stage('eom', 'end of message', null);
+    const config = this.config;
+    // an adapter that cannot see the message (Postfix policy delegation) passes no header fields:
+    // then there is nothing for DKIM and DMARC to judge, and they do not run
+    const seen = this.headerCounts.size > 0;
+    const verifier = seen ? this.verifier() : null;
+    return this.stage('eom', 'end of message', async (signal) => {
+      if (!seen) return;
+      const f = this.facts;
+      if (verifier) f.dkim = await verifier.finish();
+      if (config.dmarc.enabled) {
+        f.dmarc = await checkDmarc(
+          {
+            from: this.fromValues,
+            spf: f.spfMailFrom ?? null,
+            dkim: f.dkim ?? [],
+            envelope: { mailFrom: f.envelope.mailFrom ?? '', helo: f.envelope.helo ?? '' },
+          },
+          { resolver: this.ctx.resolver, signal },
+        );
+      }
+    });
   }
 
   /** RSET, a new MAIL FROM, or a new message on the same connection: forget the message's facts. */
@@ -303,6 +366,10 @@ export class Session {
     f.envelope.rcpt = [];
     delete f.spfMailFrom;
     delete f.siq;
+    delete f.dkim;
+    delete f.dmarc;
+    this.dkim = null;
+    this.fromValues = [];
     f.forgedAuthResults = [];
     f.internalErrors = [];
     if (this.ipDnsbl) f.dnsbl = this.ipDnsbl;

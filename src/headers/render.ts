@@ -1,4 +1,5 @@
 /** Renders the headers a verdict prepends, from facts, identically for every adapter. */
+import { dmarcMethodResults } from '../checks/dmarc/index.ts';
 import type { Facts } from '../engine/facts.ts';
 import type { HeaderField } from '../engine/verdict.ts';
 import { AUTHENT_LABEL, renderAuthent } from './authent.ts';
@@ -38,6 +39,19 @@ export function methodResults(facts: Facts): MethodResult[] {
       properties: [['smtp.helo', s.domain]],
     });
   }
+  for (const d of facts.dkim ?? []) {
+    if (d.result === 'none') {
+      out.push({ method: 'dkim', result: 'none', properties: [] });
+      continue;
+    }
+    const props: Array<[string, string]> = [];
+    if (d.domain) props.push(['header.d', d.domain]);
+    if (d.auid) props.push(['header.i', d.auid]);
+    if (d.selector) props.push(['header.s', d.selector]);
+    if (d.b) props.push(['header.b', d.b]);
+    out.push({ method: 'dkim', result: d.result, ...(d.result !== 'pass' && d.reason ? { reason: d.reason } : {}), properties: props });
+  }
+  if (facts.dmarc) out.push(...dmarcMethodResults(facts.dmarc));
   if (facts.dnsbl) {
     for (const z of facts.dnsbl.results) {
       if (z.status === 'listed' && z.weight < 0) {

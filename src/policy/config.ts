@@ -65,6 +65,8 @@ export interface Config {
     tempfailOnError: boolean;
   };
   filter: { subjectTag: string };
+  dkim: { enabled: boolean; maxSignatures: number; minRsaBits: number };
+  dmarc: { enabled: boolean; rejectOnPolicy: boolean; exempt: string[] };
   /** SIQ reputation servers (docs/siq.md) and milter-siq's policy */
   siq: {
     servers: string[];
@@ -84,6 +86,19 @@ export interface Config {
   /** listeners `checkid serve` starts; '' = off */
   milter: { listen: string };
   http: { listen: string };
+  /** the SMTP front-end (docs/adapters/smtp-front.md); tlsCert/tlsKey absolute paths or '' */
+  smtp: {
+    listen: string;
+    relay: string;
+    hostname: string;
+    maxMessageSize: number;
+    maxRecipients: number;
+    maxConnections: number;
+    bareLf: 'normalize' | 'reject';
+    tlsCert: string;
+    tlsKey: string;
+    relayStarttls: boolean;
+  };
   /** Postfix policy delegation server (check_policy_service) and Exim readsocket server; '' = off */
   policy: { listen: string };
   readsocket: { listen: string };
@@ -169,6 +184,8 @@ export const CONFIG_SCHEMA: Schema = obj({
     tempfail_on_error: bool,
   }),
   filter: obj({ subject_tag: str() }),
+  dkim: obj({ enabled: bool, max_signatures: num(0, 50, true), min_rsa_bits: num(512, 16384, true) }),
+  dmarc: obj({ enabled: bool, reject_on_policy: bool, exempt: list(str({ valid: isFqdn, description: 'a domain name' })) }),
   siq: obj({
     servers: list(str({ pattern: /^(\[[0-9A-Fa-f:.]+\]|[^\s:]+|[0-9A-Fa-f:]+)(:\d{1,5})?$/, description: 'HOST, HOST:PORT or [IPv6]:PORT' })),
     timeout_ms: num(50, 60_000, true),
@@ -186,6 +203,18 @@ export const CONFIG_SCHEMA: Schema = obj({
   }),
   milter: obj({ listen: str({ pattern: /^$|^(inet6?:|unix:|local:)/, description: "'' (off), inet:HOST:PORT, inet6:[HOST]:PORT or unix:/path" }) }),
   http: obj({ listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }) }),
+  smtp: obj({
+    listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }),
+    relay: str({ pattern: /^$|^\S+:\d{1,5}$/, description: 'the back-end MTA as HOST:PORT' }),
+    hostname: str({ pattern: /^[^\s()]*$/, description: 'a host name' }),
+    max_message_size: num(1024, 2_147_483_647, true),
+    max_recipients: num(1, 100_000, true),
+    max_connections: num(1, 100_000, true),
+    bare_lf: str({ enum: ['normalize', 'reject'] }),
+    tls_cert: str(),
+    tls_key: str(),
+    relay_starttls: bool,
+  }),
   policy: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
   readsocket: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
   hook: str(),
@@ -222,6 +251,8 @@ export function defaultConfig(): Config {
       tempfailOnError: true,
     },
     filter: { subjectTag: '' },
+    dkim: { enabled: true, maxSignatures: 5, minRsaBits: 1024 },
+    dmarc: { enabled: true, rejectOnPolicy: true, exempt: [] },
     siq: {
       servers: [],
       timeoutMs: 2_000,
@@ -239,6 +270,18 @@ export function defaultConfig(): Config {
     },
     milter: { listen: 'inet:127.0.0.1:8891' },
     http: { listen: '127.0.0.1:8080' },
+    smtp: {
+      listen: '',
+      relay: '',
+      hostname: '',
+      maxMessageSize: 26_214_400,
+      maxRecipients: 100,
+      maxConnections: 1000,
+      bareLf: 'normalize',
+      tlsCert: '',
+      tlsKey: '',
+      relayStarttls: false,
+    },
     policy: { listen: '' },
     readsocket: { listen: '' },
     hook: '',
@@ -358,10 +401,29 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof ml.listen === 'string') c.milter.listen = ml.listen;
   const hl = sub('http');
   if (typeof hl.listen === 'string') c.http.listen = hl.listen;
+  const sm = sub('smtp');
+  if (typeof sm.listen === 'string') c.smtp.listen = sm.listen;
+  if (typeof sm.relay === 'string') c.smtp.relay = sm.relay;
+  if (typeof sm.hostname === 'string') c.smtp.hostname = sm.hostname;
+  if (typeof sm.max_message_size === 'number') c.smtp.maxMessageSize = sm.max_message_size;
+  if (typeof sm.max_recipients === 'number') c.smtp.maxRecipients = sm.max_recipients;
+  if (typeof sm.max_connections === 'number') c.smtp.maxConnections = sm.max_connections;
+  if (sm.bare_lf) c.smtp.bareLf = sm.bare_lf as Config['smtp']['bareLf'];
+  if (typeof sm.tls_cert === 'string' && sm.tls_cert) c.smtp.tlsCert = resolve(baseDir, sm.tls_cert);
+  if (typeof sm.tls_key === 'string' && sm.tls_key) c.smtp.tlsKey = resolve(baseDir, sm.tls_key);
+  if (typeof sm.relay_starttls === 'boolean') c.smtp.relayStarttls = sm.relay_starttls;
   const pl = sub('policy');
   if (typeof pl.listen === 'string') c.policy.listen = pl.listen;
   const rl = sub('readsocket');
   if (typeof rl.listen === 'string') c.readsocket.listen = rl.listen;
+  const dk = sub('dkim');
+  if (typeof dk.enabled === 'boolean') c.dkim.enabled = dk.enabled;
+  if (typeof dk.max_signatures === 'number') c.dkim.maxSignatures = dk.max_signatures;
+  if (typeof dk.min_rsa_bits === 'number') c.dkim.minRsaBits = dk.min_rsa_bits;
+  const dm = sub('dmarc');
+  if (typeof dm.enabled === 'boolean') c.dmarc.enabled = dm.enabled;
+  if (typeof dm.reject_on_policy === 'boolean') c.dmarc.rejectOnPolicy = dm.reject_on_policy;
+  if (Array.isArray(dm.exempt)) c.dmarc.exempt = (dm.exempt as string[]).map((d) => d.toLowerCase());
   const sq = sub('siq');
   if (Array.isArray(sq.servers)) c.siq.servers = sq.servers as string[];
   if (typeof sq.timeout_ms === 'number') c.siq.timeoutMs = sq.timeout_ms;

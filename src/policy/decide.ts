@@ -213,6 +213,22 @@ export function decide(stage: Stage, facts: Facts, config: Config, ctx: DecideCo
     }
   }
 
+  // 7. DMARC (end of message): the owner's p=reject is honoured for a failure, unless the operator
+  //    exempts the domain; quarantine and none only tag
+  const dmarc = facts.dmarc;
+  if (dmarc) {
+    if (dmarc.result === 'fail' && dmarc.disposition === 'reject' && config.dmarc.rejectOnPolicy) {
+      const domain = dmarc.fromDomain ?? '';
+      if (config.dmarc.exempt.includes(domain)) {
+        why.push(`DMARC fail for ${domain}: p=reject not applied (local exemption)`);
+      } else {
+        return reject(550, '5.7.1', `Unauthenticated email from ${domain} is not accepted due to the domain's DMARC policy`, 'dmarc-reject', [dmarc.reason]);
+      }
+    } else {
+      why.push(`DMARC ${dmarc.result}${dmarc.fromDomain ? ` for ${dmarc.fromDomain}` : ''}`);
+    }
+  }
+
   if (stage !== 'eom') {
     // nothing certain yet: later stages (and the message checks) may still decide
     return verdict('CONTINUE', REPLY_CONTINUE, 'continue', why);
