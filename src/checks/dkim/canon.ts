@@ -19,9 +19,12 @@ const EDGE_WSP = /^ | $/g;
 const FOLD = /\r?\n/g;
 const UPPER = /[A-Z]+/g;
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 /** Lower-cases ASCII letters only (header field names are ASCII; nothing else may change). */
 export function asciiLower(s: string): string {
-  return /[A-Z]/.test(s) ? s.replace(UPPER, (m) => m.toLowerCase()) : s;
+  if (!/[A-Z]/.test(s)) return s;
+  return NON_ASCII.test(s) ? s.replace(UPPER, (m) => m.toLowerCase()) : s.toLowerCase();
 }
 
 /** "simple" header canonicalization (§3.4.1): the field as received, folding kept, CRLF ends. */
@@ -73,7 +76,7 @@ export interface BodyCanonicalizer {
   readonly kind: Canonicalization;
   /** canonical octets emitted so far (after finish(): the canonical body length) */
   readonly length: number;
-  /** octets this canonicalizer holds in memory between calls (a constant: its output buffer) */
+  /** body octets this canonicalizer holds between calls: always 0 (its state is counters) */
   readonly bufferedBytes: number;
   /** line ends withheld because they may turn out to be trailing empty lines (a counter) */
   readonly heldLineEnds: number;
@@ -184,20 +187,28 @@ export class SimpleBodyCanonicalizer implements BodyCanonicalizer {
   }
 }
 
-/** Size of the relaxed canonicalizer's output buffer. */
+/** Size of the scratch buffer relaxed canonicalization writes its output through. */
 export const RELAXED_BUFFER_SIZE = 16 * 1024;
+
+/**
+ * The one output buffer every relaxed canonicalizer writes through. update() and finish() fill it
+ * and hand it to the sink before they return, so nothing stays in it between calls and no
+ * per-message buffer is allocated. Sinks must therefore consume what they get synchronously (a
+ * hash does) and copy anything they keep.
+ */
+const SCRATCH = new Uint8Array(RELAXED_BUFFER_SIZE);
 
 /**
  * "relaxed" body canonicalization (§3.4.4): white space at the end of lines removed, other runs of
  * WSP reduced to one SP, empty lines at the end dropped, and a CRLF added after a non-empty body
- * that lacks one (an empty body stays empty).
+ * that lacks one (an empty body stays empty). Between calls its whole state is two counters and
+ * two flags.
  */
 export class RelaxedBodyCanonicalizer implements BodyCanonicalizer {
   readonly kind = 'relaxed';
   length = 0;
+  readonly bufferedBytes = 0;
   private readonly sink: BodySink;
-  private readonly out = new Uint8Array(RELAXED_BUFFER_SIZE);
-  private o = 0;
   private pending = 0;
   private space = false;
   private heldCr = false;
@@ -207,45 +218,45 @@ export class RelaxedBodyCanonicalizer implements BodyCanonicalizer {
     this.sink = sink;
   }
 
-  get bufferedBytes(): number {
-    return this.out.length;
-  }
-
   get heldLineEnds(): number {
     return this.pending;
   }
 
-  private flushOut(): void {
-    if (this.o === 0) return;
-    this.length += this.o;
-    this.sink(this.out.subarray(0, this.o));
-    this.o = 0;
+  /** Hands SCRATCH[0, o) to the sink; returns the new fill (0). */
+  private flush(o: number): number {
+    if (o > 0) {
+      this.length += o;
+      this.sink(SCRATCH.subarray(0, o));
+    }
+    return 0;
   }
 
   /** Writes the held line ends and white space that a following content octet makes real. */
-  private release(): void {
-    const out = this.out;
+  private release(o: number): number {
+    const out = SCRATCH;
     while (this.pending > 0) {
-      if (this.o + 2 > out.length) this.flushOut();
-      const k = Math.min(this.pending, (out.length - this.o) >> 1);
+      if (o + 2 > out.length) o = this.flush(o);
+      const k = Math.min(this.pending, (out.length - o) >> 1);
       for (let i = 0; i < k; i++) {
-        out[this.o++] = CR;
-        out[this.o++] = LF;
+        out[o++] = CR;
+        out[o++] = LF;
       }
       this.pending -= k;
     }
     if (this.space) {
-      if (this.o + 1 > out.length) this.flushOut();
-      out[this.o++] = SP;
+      if (o === out.length) o = this.flush(o);
+      out[o++] = SP;
       this.space = false;
     }
+    return o;
   }
 
   update(chunk: Uint8Array): void {
     if (this.finished) throw new Error('body canonicalizer already finished');
-    const out = this.out;
-    const limit = out.length - 1;
+    const out = SCRATCH;
+    const cap = out.length;
     const n = chunk.length;
+    let o = 0;
     let i = 0;
     if (this.heldCr && n > 0) {
       this.heldCr = false;
@@ -254,58 +265,73 @@ export class RelaxedBodyCanonicalizer implements BodyCanonicalizer {
         this.pending++;
         i = 1;
       } else {
-        this.release();
-        if (this.o > limit) this.flushOut();
-        out[this.o++] = CR;
+        o = this.release(o);
+        out[o++] = CR;
       }
     }
-    for (; i < n; i++) {
-      const b = chunk[i]!;
-      if (b > SP) {
-        if (this.pending > 0 || this.space) this.release();
-        if (this.o > limit) this.flushOut();
-        out[this.o++] = b;
-      } else if (b === SP || b === HTAB) {
-        this.space = true;
-      } else if (b === LF) {
-        this.space = false;
-        this.pending++;
-      } else if (b === CR) {
-        if (i + 1 < n) {
-          if (chunk[i + 1] === LF) {
-            this.space = false;
-            this.pending++;
+    let pending = this.pending;
+    let space = this.space;
+    while (i < n) {
+      if (pending === 0 && !space) {
+        // the fast path: ordinary octets, and single spaces between them, are copied as they are
+        let stop = i + (cap - o);
+        if (stop > n) stop = n;
+        while (i < stop) {
+          const b = chunk[i]!;
+          if (b > SP || (b === SP && i + 1 < n && chunk[i + 1]! > SP)) {
+            out[o++] = b;
             i++;
-          } else {
-            if (this.pending > 0 || this.space) this.release();
-            if (this.o > limit) this.flushOut();
-            out[this.o++] = CR;
-          }
-        } else {
-          this.heldCr = true;
+          } else break;
         }
+        if (o === cap) {
+          o = this.flush(o);
+          continue;
+        }
+        if (i === n) break;
+      }
+      const b = chunk[i++]!;
+      if (b === SP || b === HTAB) {
+        space = true;
+      } else if (b === LF) {
+        space = false;
+        pending++;
+      } else if (b === CR && i < n && chunk[i] === LF) {
+        space = false;
+        pending++;
+        i++;
+      } else if (b === CR && i === n) {
+        this.heldCr = true;
       } else {
-        // other control characters are content
-        if (this.pending > 0 || this.space) this.release();
-        if (this.o > limit) this.flushOut();
-        out[this.o++] = b;
+        // content (including a CR not followed by LF and other control characters)
+        if (pending !== 0 || space) {
+          this.pending = pending;
+          this.space = space;
+          o = this.release(o);
+          pending = 0;
+          space = false;
+        }
+        if (o === cap) o = this.flush(o);
+        out[o++] = b;
       }
     }
-    this.flushOut();
+    this.pending = pending;
+    this.space = space;
+    this.flush(o);
   }
 
   finish(): void {
     if (this.finished) return;
     this.finished = true;
+    let o = 0;
     if (this.heldCr) {
       this.heldCr = false;
-      this.release();
-      if (this.o >= this.out.length) this.flushOut();
-      this.out[this.o++] = CR;
+      o = this.release(o);
+      if (o === SCRATCH.length) o = this.flush(o);
+      SCRATCH[o++] = CR;
     }
+    this.flush(o);
     this.pending = 0;
     this.space = false;
-    this.flushOut();
     if (this.length > 0) {
       this.length += 2;
       this.sink(CRLF);

@@ -3,7 +3,7 @@
  * bottom-up, names listed more often than present select nothing: over-signing) and the octets
  * the header hash covers (§3.7). Shared with ARC (AMS and AS are hashed the same way).
  */
-import { asciiLower, type Canonicalization, canonicalizeHeader } from './canon.ts';
+import { asciiLower, type Canonicalization, canonicalizeHeader, relaxedHeaderValue } from './canon.ts';
 
 export interface HeaderField {
   /** the name as received (case kept; simple canonicalization needs it) */
@@ -15,7 +15,11 @@ export interface HeaderField {
 }
 
 export function headerField(name: string, value: string): HeaderField {
-  return { name, value, key: asciiLower(name.replace(/^[ \t]+|[ \t]+$/g, '')) };
+  let a = 0;
+  let b = name.length;
+  while (a < b && (name.charCodeAt(a) === 0x20 || name.charCodeAt(a) === 0x09)) a++;
+  while (b > a && (name.charCodeAt(b - 1) === 0x20 || name.charCodeAt(b - 1) === 0x09)) b--;
+  return { name, value, key: asciiLower(a === 0 && b === name.length ? name : name.slice(a, b)) };
 }
 
 /** Positions of the fields by lower-case name, top to bottom; build once per message. */
@@ -72,12 +76,35 @@ export function signedHeaderText(
   signatureValueWithoutB: string,
 ): string {
   let s = '';
-  for (const f of selected) if (f) s += `${canonicalizeHeader(canon, f.name, f.value)}\r\n`;
+  for (const f of selected) {
+    if (!f) continue;
+    // relaxed: the field's lower-case name (key) is the canonical name
+    s +=
+      canon === 'relaxed'
+        ? `${f.key}:${relaxedHeaderValue(f.value)}\r\n`
+        : `${canonicalizeHeader(canon, f.name, f.value)}\r\n`;
+  }
   return s + canonicalizeHeader(canon, signatureName, signatureValueWithoutB);
 }
 
 /** RFC 5322 field-name, with the white space before the colon that old software writes. */
 const FIELD_LINE = /^([\x21-\x39\x3b-\x7e]+[ \t]*):/;
+const LINE_END = /\r?\n/;
+
+/** Where the header block ends and the body starts (after the first empty line; LF or CRLF). */
+function findBody(raw: Uint8Array): { headerEnd: number; bodyStart: number } {
+  const n = raw.length;
+  if (raw[0] === 0x0a) return { headerEnd: 0, bodyStart: 1 };
+  if (raw[0] === 0x0d && raw[1] === 0x0a) return { headerEnd: 0, bodyStart: 2 };
+  let i = raw.indexOf(0x0a);
+  while (i >= 0) {
+    const next = raw[i + 1];
+    if (next === 0x0a) return { headerEnd: i + 1, bodyStart: i + 2 };
+    if (next === 0x0d && raw[i + 2] === 0x0a) return { headerEnd: i + 1, bodyStart: i + 3 };
+    i = raw.indexOf(0x0a, i + 1);
+  }
+  return { headerEnd: n, bodyStart: n };
+}
 
 /**
  * Splits a raw message into header fields and the offset where the body starts. Lines end in
@@ -86,35 +113,27 @@ const FIELD_LINE = /^([\x21-\x39\x3b-\x7e]+[ \t]*):/;
  * header block ends at the first empty line; without one the whole input is header.
  */
 export function splitRawMessage(raw: Uint8Array): { fields: HeaderField[]; bodyStart: number } {
+  const { headerEnd, bodyStart } = findBody(raw);
   const fields: HeaderField[] = [];
-  const n = raw.length;
-  let pos = 0;
-  let current: { name: string; value: string } | null = null;
-  const push = () => {
-    if (current) fields.push(headerField(current.name, current.value));
-    current = null;
-  };
-  while (pos < n) {
-    let eol = raw.indexOf(0x0a, pos);
-    const next = eol < 0 ? n : eol + 1;
-    if (eol < 0) eol = n;
-    const end = eol > pos && raw[eol - 1] === 0x0d ? eol - 1 : eol;
-    if (end === pos) {
-      // the empty line between header and body
-      push();
-      return { fields, bodyStart: next };
+  if (headerEnd === 0) return { fields, bodyStart };
+  const block = Buffer.from(raw.buffer, raw.byteOffset, headerEnd).toString('latin1');
+  const lines = block.split(LINE_END);
+  let name: string | null = null;
+  let value = '';
+  for (const line of lines) {
+    if (line === '') continue;
+    const first = line.charCodeAt(0);
+    if (first === 0x20 || first === 0x09) {
+      if (name !== null) value += `\r\n${line}`;
+      continue;
     }
-    const line = Buffer.from(raw.buffer, raw.byteOffset + pos, end - pos).toString('latin1');
-    const first = raw[pos];
-    if ((first === 0x20 || first === 0x09) && current) {
-      (current as { value: string }).value += `\r\n${line}`;
-    } else {
-      push();
-      const m = FIELD_LINE.exec(line);
-      if (m) current = { name: m[1]!, value: line.slice(m[0].length) };
-    }
-    pos = next;
+    if (name !== null) fields.push(headerField(name, value));
+    const m = FIELD_LINE.exec(line);
+    if (m) {
+      name = m[1]!;
+      value = line.slice(m[0].length);
+    } else name = null;
   }
-  push();
-  return { fields, bodyStart: n };
+  if (name !== null) fields.push(headerField(name, value));
+  return { fields, bodyStart };
 }

@@ -70,4 +70,10 @@ export {
   type DkimResult,
   type DkimResultCode,
 } from './types.ts';
-export { DkimVerifier, shortBValues, verifyMessage, verifySignature } from './verifier.ts';
+export {
+  DkimVerifier,
+  shortBValues,
+  verifyMessage,
+  verifySignature,
+  verifySignatureAsync,
+} from './verifier.ts';

@@ -30,6 +30,7 @@ export type TagListResult =
   | { ok: false; error: string; tags: Map<string, Tag>; list: Tag[] };
 
 const NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
 function isFws(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
@@ -41,6 +42,8 @@ function isFws(c: number): boolean {
  * as reporting header.d of a signature that cannot be used.
  */
 export function parseTagList(text: string): TagListResult {
+  // one scan for control characters; only when there are some does each value get checked
+  const controls = CONTROL.test(text);
   const tags = new Map<string, Tag>();
   const list: Tag[] = [];
   let error: string | null = null;
@@ -49,7 +52,7 @@ export function parseTagList(text: string): TagListResult {
   while (pos <= n) {
     let end = text.indexOf(';', pos);
     if (end < 0) end = n;
-    const spec = parseSpec(text, pos, end);
+    const spec = parseSpec(text, pos, end, controls);
     pos = end + 1;
     if (spec === null) continue;
     if (typeof spec === 'string') {
@@ -67,7 +70,7 @@ export function parseTagList(text: string): TagListResult {
 }
 
 /** One tag-spec in text[pos, end): the tag, null when empty, or an error message. */
-function parseSpec(text: string, pos: number, end: number): Tag | string | null {
+function parseSpec(text: string, pos: number, end: number, controls: boolean): Tag | string | null {
   let a = pos;
   while (a < end && isFws(text.charCodeAt(a))) a++;
   // an empty tag-spec is tolerated (see the module comment)
@@ -82,9 +85,11 @@ function parseSpec(text: string, pos: number, end: number): Tag | string | null 
   while (vs < end && isFws(text.charCodeAt(vs))) vs++;
   let ve = end;
   while (ve > vs && isFws(text.charCodeAt(ve - 1))) ve--;
-  for (let i = vs; i < ve; i++) {
-    const c = text.charCodeAt(i);
-    if ((c < 0x21 && !isFws(c)) || c === 0x7f) return `control character in the value of ${name}=`;
+  if (controls) {
+    for (let i = vs; i < ve; i++) {
+      const c = text.charCodeAt(i);
+      if ((c < 0x21 && !isFws(c)) || c === 0x7f) return `control character in the value of ${name}=`;
+    }
   }
   return { name, value: text.slice(vs, ve), valueStart: eq + 1, specEnd: end };
 }
@@ -103,8 +108,11 @@ export function stripFws(value: string): string {
  * white space. Empty elements are kept as '' so callers can reject them where the grammar does.
  */
 export function splitColonList(value: string): string[] {
-  return value.split(':').map((s) => s.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, ''));
+  return /[ \t\r\n]/.test(value) ? value.replace(EDGE_FWS, '').split(COLON_FWS) : value.split(':');
 }
+
+const EDGE_FWS = /^[ \t\r\n]+|[ \t\r\n]+$/g;
+const COLON_FWS = /[ \t\r\n]*:[ \t\r\n]*/;
 
 /**
  * The text of a header field value with the value of one tag removed, keeping everything else

@@ -280,7 +280,10 @@ export class DkimVerifier {
       base.unsignedBodyBytes = total - sig.bodyLength;
     }
     if (!p.target!.finish().equals(sig.bodyHash)) return done('fail', 'body hash did not verify');
-    if (!verifySignature(sig, key, p.headerData!)) return done('fail', 'signature did not verify');
+    const good = this.options.cryptoThreadPool
+      ? await verifySignatureAsync(sig, key, p.headerData!)
+      : verifySignature(sig, key, p.headerData!);
+    if (!good) return done('fail', 'signature did not verify');
     const partly =
       sig.bodyLength !== undefined ? ` (l=: ${base.unsignedBodyBytes} body octets unsigned)` : '';
     return done('pass', `signature verified with the key ${sig.selector}._domainkey.${sig.domain}${partly}`);
@@ -331,6 +334,28 @@ export function verifySignature(
   } catch {
     return false;
   }
+}
+
+/** verifySignature() on libuv's thread pool. */
+export function verifySignatureAsync(
+  sig: Pick<DkimSignature, 'keyType' | 'hash' | 'signature'>,
+  key: DkimKey,
+  data: Buffer,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    try {
+      const input = sig.keyType === 'ed25519' ? createHash('sha256').update(data).digest() : data;
+      cryptoVerify(
+        sig.keyType === 'ed25519' ? null : sig.hash,
+        input,
+        key.publicKey,
+        sig.signature,
+        (err, ok) => resolve(!err && ok),
+      );
+    } catch {
+      resolve(false);
+    }
+  });
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

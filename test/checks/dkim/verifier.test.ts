@@ -135,6 +135,28 @@ test('signatures sharing canonicalization, hash and l= share one body hash', asy
   );
 });
 
+test('cryptoThreadPool: the same verdicts with the checks on the thread pool', async () => {
+  let m = sign(MESSAGE);
+  m = signMessage(m, { key: ed, selector: 'ed' });
+  const good = await verify(m, zone(), { cryptoThreadPool: true });
+  assert.deepEqual(
+    good.map((r) => r.result),
+    ['pass', 'pass'],
+  );
+  const bad = await verify(
+    m.replace(/ b=([A-Za-z0-9+/])/g, (_x, c: string) => ` b=${c === 'A' ? 'B' : 'A'}`),
+    zone(),
+    { cryptoThreadPool: true },
+  );
+  assert.deepEqual(
+    bad.map((r) => [r.result, r.reason]),
+    [
+      ['fail', 'signature did not verify'],
+      ['fail', 'signature did not verify'],
+    ],
+  );
+});
+
 test('no DKIM-Signature gives one none result', async () => {
   const r = await verify(MESSAGE);
   assert.equal(r.length, 1);
