@@ -126,19 +126,26 @@ async function clearSocketPath(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-/** Sendmail's safefile() refuses a socket whose directory others may write to. */
+/**
+ * Sendmail refuses a socket when any directory on its path is group- or world-writable, even
+ * /tmp with its sticky bit ("unsafe: World writable directory"): warn about the first such one.
+ */
 function checkSocketDirectory(path: string, log: Logger): void {
-  const dir = dirname(path);
-  try {
-    const mode = statSync(dir).mode & 0o777;
-    if (mode & 0o022) {
-      log('warn', 'milter socket directory is group- or world-writable: Sendmail will refuse it ("unsafe: Group writable directory"); use mode 0750', {
-        directory: dir,
-        mode: `0${mode.toString(8)}`,
-      });
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    try {
+      const mode = statSync(dir).mode & 0o7777;
+      if (mode & 0o022) {
+        log('warn', 'milter socket path has a group- or world-writable directory: Sendmail will refuse it ("unsafe: Group/World writable directory"); use a 0750 directory whose parents only root may write to', {
+          socket: path,
+          directory: dir,
+          mode: `0${mode.toString(8)}`,
+        });
+        return;
+      }
+    } catch {
+      return; // listen() reports a missing directory
     }
-  } catch {
-    // listen() reports a missing directory
+    if (dir === dirname(dir)) return;
   }
 }
 

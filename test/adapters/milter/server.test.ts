@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
@@ -52,11 +53,13 @@ test('unix socket: a stale socket file is replaced, mode 0660, a conversation wo
   await once(holder, 'exit');
   assert.ok(lstatSync(path).isSocket());
 
-  const logs: string[] = [];
-  const server = await startMilterServer({ engine: engine(), listen: `unix:${path}`, log: (_l, m) => logs.push(m) });
+  const warnings: Array<Record<string, unknown> | undefined> = [];
+  const server = await startMilterServer({ engine: engine(), listen: `unix:${path}`, log: (_l, m, f) => /world-writable/.test(m) && warnings.push(f) });
   assert.equal(server.address, `unix:${path}`);
   assert.equal(statSync(path).mode & 0o777, 0o660);
-  assert.ok(!logs.some((m) => /group- or world-writable/.test(m)));
+  // the 0750 directory is fine; Sendmail would still refuse the world-writable temp directory above it
+  const tmp = tmpdir();
+  assert.deepEqual(warnings, statSync(tmp).mode & 0o002 ? [{ socket: path, directory: tmp, mode: `0${(statSync(tmp).mode & 0o7777).toString(8)}` }] : []);
   // a second instance must not steal it
   await assert.rejects(startMilterServer({ engine: engine(), listen: `unix:${path}` }), /another process is listening/);
   const c = await MilterClient.connect(server.address);
@@ -77,9 +80,9 @@ test('unix socket: never replaces a file that is not a socket; warns about a dir
   const open = join(dir, 'open');
   mkdirSync(open);
   chmodSync(open, 0o770);
-  const logs: string[] = [];
-  const server = await startMilterServer({ engine: engine(), listen: `unix:${join(open, 'm.sock')}`, log: (_l, m) => logs.push(m) });
-  assert.ok(logs.some((m) => /unsafe: Group writable directory/.test(m)));
+  const warnings: Array<Record<string, unknown> | undefined> = [];
+  const server = await startMilterServer({ engine: engine(), listen: `unix:${join(open, 'm.sock')}`, log: (_l, m, f) => /unsafe: Group\/World writable directory/.test(m) && warnings.push(f) });
+  assert.deepEqual(warnings, [{ socket: join(open, 'm.sock'), directory: open, mode: '0770' }]);
   await server.close();
 });
 
