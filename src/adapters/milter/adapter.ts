@@ -4,7 +4,11 @@
  * it (a new one after QUIT_NC) gets its own engine Session.
  *
  *   CONNECT → session.connect()      HELO → helo()      MAIL → mailFrom(first argument)
- *   RCPT → rcpt() (per recipient)    HEADER → header()  BODY → body()   end of message → endOfMessage()
+ *   RCPT → rcpt() (per recipient)    HEADER → header()  EOH → endOfHeaders()
+ *   BODY → body()                    end of message → endOfMessage()
+ * Header values reach the engine byte for byte as the MTA sent them (as latin1 strings, folding
+ * with CRLF), the engine told whether the MTA dropped the space after the colon (no HDR_LEADSPC):
+ * what DKIM's simple canonicalization needs.
  *
  * Verdicts are carried out as milter responses:
  * - REJECT / TEMPFAIL: REPLYCODE with the engine's code, enhanced code and text, at once (at RCPT
@@ -242,7 +246,10 @@ export class MilterAdapter implements MilterHandler {
     this.ip = ip;
     let session: Session;
     try {
-      session = this.engine.session(ip);
+      // header values go to the engine as the MTA sent them, byte for byte (latin1 keeps every
+      // octet), with DKIM told whether the MTA dropped the space after the colon
+      const leadingSpace = (ctx.negotiated.protocol & SMFIP.HDR_LEADSPC) !== 0;
+      session = this.engine.session(ip, { headerLeadingSpaceStripped: !leadingSpace, encoding: 'latin1' });
     } catch (err) {
       this.failed = true;
       this.log('error', 'milter: cannot start an engine session; answering with on_error', { ip, error: (err as Error).message });
@@ -281,9 +288,10 @@ export class MilterAdapter implements MilterHandler {
     const session = this.session;
     if (this.failed) return this.fallback();
     if (!session) return CONTINUE;
+    // a new message, even if MAIL is refused below (Sendmail sends no ABORT between messages)
+    session.resetMessage();
     const inherited = this.connectionVerdict ?? this.heloVerdict;
     if (inherited) {
-      session.resetMessage();
       this.message.verdict = inherited;
       return inherited.action === 'ACCEPT' || inherited.action === 'FILTER' ? CONTINUE : actionOf(inherited);
     }
@@ -322,11 +330,28 @@ export class MilterAdapter implements MilterHandler {
     return CONTINUE;
   }
 
-  header(name: string, value: string, raw: Buffer): StepReply {
+  /** Runs a synchronous engine step (header, end of headers, body); a throw fails the session. */
+  private feed(what: string, work: (session: Session) => void): void {
     const session = this.session;
-    if (!session || this.failed) return CONTINUE;
+    if (!session || this.failed) return;
+    try {
+      work(session);
+    } catch (err) {
+      this.failed = true;
+      this.log('error', 'milter: the engine failed; answering with on_error', { stage: what, ip: this.ip, on_error: this.config().onError, error: (err as Error)?.message, stack: (err as Error)?.stack });
+    }
+  }
+
+  header(name: string, _value: string, raw: Buffer): StepReply {
     if (!this.message.subject && name.toLowerCase() === 'subject') this.message.subject = { name, raw: Buffer.from(raw) };
-    session.header(name, value);
+    // every header, even of a decided message: forged Authentication-Results must still go
+    this.feed('header', (s) => s.header(name, raw.toString('latin1').replace(/\r?\n/g, '\r\n')));
+    return CONTINUE;
+  }
+
+  endOfHeaders(): StepReply {
+    // DKIM starts its key look-ups here; a decided message needs none
+    if (!this.decided()) this.feed('eoh', (s) => s.endOfHeaders());
     return CONTINUE;
   }
 
@@ -336,10 +361,9 @@ export class MilterAdapter implements MilterHandler {
   }
 
   body(chunk: Buffer): StepReply {
-    const session = this.session;
-    if (!session || this.failed || this.decided()) return SKIP;
-    session.body(chunk);
-    return CONTINUE;
+    if (!this.session || this.failed || this.decided()) return SKIP;
+    this.feed('body', (s) => s.body(chunk));
+    return this.failed ? SKIP : CONTINUE;
   }
 
   async endOfMessage(ctx: StepContext): Promise<EndOfMessageReply> {

@@ -129,10 +129,12 @@ export function wireHeaderValue(text: string, leadingSpace: boolean): string {
   return leadingSpace && !/^[ \t]/.test(lf) ? ` ${lf}` : lf;
 }
 
-/** A received value in the engine's form: one leading blank removed, folding with CRLF. */
-export function engineHeaderValue(wire: string, leadingSpace: boolean): string {
-  const v = leadingSpace ? wire.replace(/^[ \t]/, '') : wire;
-  return v.replace(/\r?\n/g, '\r\n');
+/**
+ * A received value as the message has it after the colon: folded lines joined with CRLF again.
+ * The white space after the colon is there only with HDR_LEADSPC (else the MTA dropped one space).
+ */
+export function engineHeaderValue(wire: string): string {
+  return wire.replace(/\r?\n/g, '\r\n');
 }
 
 /** A step's answer: a final response (CONTINUE, ACCEPT, REJECT, TEMPFAIL, DISCARD, REPLYCODE, SKIP...). */
@@ -169,7 +171,7 @@ export interface MilterHandler {
   mail?(args: string[], ctx: StepContext): Answer<StepReply>;
   rcpt?(args: string[], ctx: StepContext): Answer<StepReply>;
   data?(ctx: StepContext): Answer<StepReply>;
-  /** value: engineHeaderValue() of the wire value; raw: the wire bytes */
+  /** value: the wire value with CRLF folding (engineHeaderValue); raw: the wire bytes */
   header?(name: string, value: string, raw: Buffer, ctx: StepContext): Answer<StepReply>;
   endOfHeaders?(ctx: StepContext): Answer<StepReply>;
   body?(chunk: Buffer, ctx: StepContext): Answer<StepReply>;
@@ -414,9 +416,8 @@ export class MilterSession {
               this.headerLimitLogged = true;
               return this.step(kind, () => CONTINUE);
             }
-            const leading = (this.agreed!.protocol & SMFIP.HDR_LEADSPC) !== 0;
             const raw = cmd.rawValue ?? Buffer.from(cmd.value, 'utf8');
-            return this.step(kind, () => h.header?.(cmd.name, engineHeaderValue(cmd.value, leading), raw, ctx));
+            return this.step(kind, () => h.header?.(cmd.name, engineHeaderValue(cmd.value), raw, ctx));
           }
           default:
             return this.step(kind, () => h.body?.(cmd.chunk as Buffer, ctx));

@@ -4,7 +4,9 @@
  * test server. Asserts on what the MTA would receive, byte for byte where it matters.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { after, test } from 'node:test';
+import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { startMilterServer, type MilterServer, type MilterServerOptions } from '../../../src/adapters/milter/server.ts';
 import { encodeResponse, type MilterResponse, SMFIP } from '../../../src/adapters/milter/wire.ts';
 import { createResolver } from '../../../src/dns/config.ts';
@@ -380,4 +382,42 @@ test('every reply the adapter sends is a frame the MTA can read (encode/decode a
   await c.waitClosed();
   for (const raw of c.received) assert.ok(raw.length >= 5 && raw.readUInt32BE(0) === raw.length - 4);
   assert.deepEqual(encodeResponse({ kind: 'ACCEPT' }), c.received.at(-1));
+});
+
+test('DKIM through the milter: header bytes reach the engine exactly (simple canonicalization), with or without HDR_LEADSPC', async () => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const unsigned =
+    'From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= and Grüße,\r\n\tfolded\r\n' +
+    'Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\r\nHello Bob,\r\nsee you.\r\n';
+  // signed by an independent implementation (mailauth), simple/simple: every header byte counts
+  const signed = (
+    (await dkimSign(Buffer.from(unsigned), {
+      signatureData: [{ signingDomain: 'example.com', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, canonicalization: 'simple/simple' }],
+    } as never)) as { signatures: string }
+  ).signatures + unsigned;
+  const { server } = await milter({
+    zone: { 'sel._domainkey.example.com': [{ TXT: `v=DKIM1; k=rsa; p=${p}` }] },
+    mutate: (c) => {
+      c.ratings.registries = []; // not decided early: the end of message judges
+    },
+  });
+  const end = signed.indexOf('\r\n\r\n');
+  const fields: Array<[string, string]> = [];
+  for (const line of signed.slice(0, end).split(/\r\n(?![ \t])/)) {
+    const colon = line.indexOf(':');
+    fields.push([line.slice(0, colon), line.slice(colon + 1)]);
+  }
+  for (const protocol of [0x1fffff, 0x1fffff & ~SMFIP.HDR_LEADSPC]) {
+    const { c } = await client(server, '192.0.2.1', 'mx.example.com', { protocol });
+    await c.mail(['<alice@example.com>']);
+    await c.rcpt(['<bob@example.org>']);
+    for (const [name, value] of fields) await c.header(name, value);
+    await c.eoh();
+    assert.equal((await c.body(signed.slice(end + 4)))?.kind, 'CONTINUE');
+    const eom = await c.eom();
+    const ar = eom.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
+    assert.match(ar.value.replace(/\n\t/g, ' '), /dkim=pass header\.d=example\.com/, `protocol 0x${protocol.toString(16)}`);
+    c.quit();
+  }
 });
