@@ -46,5 +46,7 @@ if (files.length === 0) {
 }
 console.log(`== tests (${files.length} files)`);
 const reporter = process.env.CHECKID_TEST_REPORTER ?? 'spec';
-const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, ...files], { stdio: 'inherit' });
+// a test that hangs fails after this long instead of holding CI until its 90-minute limit
+const timeout = process.env.CHECKID_TEST_TIMEOUT_MS ?? '180000';
+const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, `--test-timeout=${timeout}`, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);
