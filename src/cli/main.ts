@@ -1,5 +1,7 @@
 /** `checkid <command>`: one file per command; this one dispatches. */
 import { runCheck } from './check.ts';
+import { runIntegrate } from './integrate.ts';
+import { runQmailQueue } from './qmail.ts';
 import { runListeners } from './serve.ts';
 import { runSiq } from './siq.ts';
 import { USAGE } from './usage.ts';
@@ -13,7 +15,13 @@ export async function main(argv: string[]): Promise<number> {
       return runListeners(command, rest);
     case 'http':
     case 'milter':
+    case 'policy':
+    case 'readsocket':
       return runListeners(command, rest, command);
+    case 'qmail-queue':
+      return runQmailQueue(rest);
+    case 'integrate':
+      return runIntegrate(rest);
     case 'siq':
       return runSiq(rest);
     case undefined:

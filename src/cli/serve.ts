@@ -9,6 +9,8 @@ import { createHttpAdapter } from '../adapters/http/server.ts';
 import type { Logger } from '../engine/engine.ts';
 import { ConfigError } from '../policy/config.ts';
 import { milterListener } from './milter.ts';
+import { policyListener } from './policy.ts';
+import { readsocketListener } from './readsocket.ts';
 import { type Runtime, startRuntime } from './runtime.ts';
 import { USAGE } from './usage.ts';
 
@@ -57,7 +59,7 @@ const http: ListenerKind = {
 };
 
 /** Every listener kind, in start order. */
-export const LISTENERS: ListenerKind[] = [http, milterListener];
+export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener];
 
 const OPTIONS = {
   config: { type: 'string' },

@@ -10,6 +10,14 @@ commands:
            checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
   milter   start the milter alone (Postfix, Sendmail: docs/adapters/milter.md)
            checkid milter --listen inet:127.0.0.1:8891|unix:/run/checkid/milter.sock [--config FILE] [--resolver HOST:PORT]
+  policy   start the Postfix policy delegation server alone (docs/adapters/postfix-policy.md)
+           checkid policy --listen inet:127.0.0.1:9998|unix:/path [--config FILE] [--resolver HOST:PORT]
+  readsocket  start the server Exim's ACLs ask with readsocket (docs/adapters/exim.md)
+           checkid readsocket --listen inet:127.0.0.1:9997|unix:/path [--config FILE] [--resolver HOST:PORT]
+  qmail-queue  run as qmail's QMAILQUEUE: check, then hand over to qmail-queue (docs/adapters/qmail.md)
+           checkid qmail-queue [--qmail-queue /var/qmail/bin/qmail-queue] [--config FILE] [--resolver HOST:PORT]
+  integrate  print the set-up for an MTA (postfix, sendmail, exim, qmail, exchange)
+           checkid integrate <mta> [--config FILE]
   siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
            checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
 

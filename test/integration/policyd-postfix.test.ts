@@ -1,0 +1,128 @@
+/**
+ * `checkid policy` behind a real Postfix (the lab's private instance, docs/lab.md), configured
+ * with exactly the main.cf lines `checkid integrate postfix` prints. The SMTP client presents
+ * itself as 192.0.2.1 with XCLIENT, so the seed zone's SPF answers apply. Without the lab
+ * (scripts/lab/install.sh) the test skips loudly, and fails under CI.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { postfixPolicyLines } from '../../src/adapters/policyd/postfix.ts';
+import { integrationText } from '../../src/cli/integrate.ts';
+import { defaultConfig } from '../../src/policy/config.ts';
+import { type Daemon, startDaemon } from '../adapters/policyd/daemon.ts';
+import { adapterZone } from '../adapters/policyd/helpers.ts';
+import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
+import { labSkip, requireLab } from '../support/lab/lab.ts';
+import type { RunningMta } from '../support/lab/mta.ts';
+import { startPostfix } from '../support/lab/postfix.ts';
+import { type Sink, startSink } from '../support/lab/sink.ts';
+import { message, SmtpClient } from '../support/lab/smtp-client.ts';
+
+const skip = labSkip('postfix');
+
+let dns: DnsTestServer;
+let policy: Daemon;
+let sink: Sink;
+let postfix: RunningMta;
+let mainCf: string[];
+
+before(async () => {
+  if (skip) return;
+  requireLab('postfix');
+  dns = await startDnsServer({ zone: adapterZone() });
+  policy = await startDaemon('policy', { resolver: dns.address });
+  sink = await startSink();
+  mainCf = postfixPolicyLines({ listen: policy.address, headers: 2 });
+  // the lab relays everything to the sink; dest.example is a domain we take mail for; only the
+  // test client's own address is local (XCLIENT makes it an outside client)
+  postfix = await startPostfix({ sinkPort: sink.port, extra: ['mynetworks = 127.0.0.0/8', 'relay_domains = dest.example', ...mainCf] });
+});
+
+after(async () => {
+  await postfix?.stop();
+  await sink?.close();
+  await policy?.stop();
+  await dns?.close();
+});
+
+/** An SMTP session that Postfix sees as coming from `addr`. */
+async function clientAs(addr: string, helo: string): Promise<SmtpClient> {
+  const client = await SmtpClient.connect(postfix.port);
+  await client.ehlo('lab-client.example');
+  await client.xclient({ ADDR: addr, NAME: '[UNAVAILABLE]', HELO: helo });
+  await client.ehlo(helo);
+  return client;
+}
+
+test('the main.cf lines under test are the ones `checkid integrate postfix` prints', { skip }, () => {
+  const config = defaultConfig();
+  config.policy.listen = policy.address;
+  const printed = integrationText('postfix', { config });
+  for (const line of mainCf) assert.ok(printed.includes(line), `integrate postfix does not print:\n${line}\n---\n${printed}`);
+});
+
+test('Postfix: a rejected RCPT carries our code and text to the SMTP client', { skip, timeout: 60_000 }, async () => {
+  const client = await clientAs('192.0.2.1', 'mx.example.com');
+  try {
+    assert.equal((await client.mail('someone@example.net')).code, 250);
+    const rcpt = await client.rcpt('bob@dest.example');
+    // Postfix's own framing around our text: "<rcpt>: Recipient address rejected: ..."
+    assert.equal(rcpt.code, 550, `${rcpt.raw.join('\n')}\n--- postfix ---\n${postfix.logTail()}`);
+    assert.equal(rcpt.raw.join('\n'), "550 5.7.23 <bob@dest.example>: Recipient address rejected: SPF: 'example.net' does not designate '192.0.2.1' as permitted sender");
+    // DNS trouble: DEFER_IF_PERMIT, which Postfix answers with 450 and our enhanced code and text
+    await client.rset();
+    assert.equal((await client.mail('someone@temp.example')).code, 250);
+    const temp = await client.rcpt('bob@dest.example');
+    assert.equal(temp.code, 450, temp.raw.join('\n'));
+    assert.match(temp.raw.join('\n'), /^450 4\.4\.3 <bob@dest\.example>: Recipient address rejected: Temporary DNS failure checking SPF of 'temp\.example'; try again later$/);
+    // a client on the local block list
+    await client.quit();
+  } finally {
+    client.close();
+  }
+  const blocked = await clientAs('192.0.2.99', 'mx.example.com');
+  try {
+    assert.equal((await blocked.mail('someone@example.com')).code, 250);
+    const rcpt = await blocked.rcpt('bob@dest.example');
+    assert.equal(rcpt.raw.join('\n'), '550 5.7.1 <bob@dest.example>: Recipient address rejected: Client host [192.0.2.99] blocked by local policy');
+    await blocked.quit();
+  } finally {
+    blocked.close();
+  }
+});
+
+test('Postfix: an accepted message arrives with both our header fields, above Postfix\'s Received:', { skip, timeout: 60_000 }, async () => {
+  const client = await clientAs('192.0.2.1', 'mx.example.com');
+  const subject = `policy-accept-${process.pid}`;
+  try {
+    assert.equal((await client.mail('alice@example.com')).code, 250);
+    assert.equal((await client.rcpt('bob@dest.example')).code, 250);
+    assert.equal((await client.rcpt('carol@dest.example')).code, 250);
+    const data = await client.data(message({ subject, from: 'alice@example.com' }));
+    assert.equal(data.code, 250, `${data.raw.join('\n')}\n--- postfix ---\n${postfix.logTail()}`);
+    // a second message on the same connection gets its own verdict and its own fields
+    assert.equal((await client.mail('someone@example.net')).code, 250);
+    assert.equal((await client.rcpt('bob@dest.example')).code, 550);
+    await client.rset();
+    assert.equal((await client.mail('dave@example.com')).code, 250);
+    assert.equal((await client.rcpt('bob@dest.example')).code, 250);
+    assert.equal((await client.data(message({ subject: `${subject}-2` }))).code, 250);
+    await client.quit();
+  } finally {
+    client.close();
+  }
+  const got = await sink.find(`Subject: ${subject}\r\n`, 30_000);
+  assert.deepEqual(got.rcptTo.sort(), ['bob@dest.example', 'carol@dest.example']);
+  const names = got.headers.map(([n]) => n);
+  assert.deepEqual(names.slice(0, 3), ['Authent', 'Authentication-Results', 'Received'], got.headerLines.join('\n'));
+  assert.equal(got.headers[0]![1], ' 192.0.2.1 mx.example.com SPF1 PASS');
+  const ar = got.headers[1]![1];
+  assert.match(ar, /^ mx\.receiver\.example; iprev=pass \(mx\.example\.com\) policy\.iprev=192\.0\.2\.1; spf=pass \(192\.0\.2\.1 is authorized by example\.com\) smtp\.mailfrom=alice@example\.com; spf=pass \(192\.0\.2\.1 is authorized by mx\.example\.com\) smtp\.helo=mx\.example\.com$/);
+  assert.match(got.headers[2]![1], /by mx\.lab\.example \(Postfix\)/);
+  const second = await sink.find(`Subject: ${subject}-2\r\n`, 30_000);
+  assert.equal(second.headers.filter(([n]) => n === 'Authent').length, 1);
+  assert.match(second.headers.find(([n]) => n === 'Authentication-Results')![1], /smtp\.mailfrom=dave@example\.com/);
+  // one policy connection served the whole conversation, and the sessions were forgotten after it
+  const answers = policy.log().filter((l) => l.msg === 'policy answer');
+  assert.ok(answers.some((l) => String(l.action).startsWith('PREPEND Authent:')));
+});
