@@ -4,7 +4,7 @@
  * readable errors.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 
 export const REPO = new URL('../../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -78,17 +78,23 @@ export async function freePort(): Promise<number> {
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:port; rejects after timeoutMs or when `failed()` says why. */
-export async function waitForPort(
-  port: number,
+export function waitForPort(port: number, timeoutMs: number, failed?: () => string | null): Promise<void> {
+  return waitForListener(port, timeoutMs, failed);
+}
+
+/** Like waitForPort, for a TCP port on 127.0.0.1 or a unix socket path. */
+export async function waitForListener(
+  where: number | string,
   timeoutMs: number,
   failed?: () => string | null,
 ): Promise<void> {
   const until = Date.now() + timeoutMs;
+  const what = typeof where === 'number' ? `127.0.0.1:${where}` : where;
   for (;;) {
     const why = failed?.();
     if (why) throw new Error(why);
     const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
+      const socket = typeof where === 'number' ? net.connect(where, '127.0.0.1') : net.connect(where);
       socket.once('connect', () => {
         socket.destroy();
         resolve(true);
@@ -96,7 +102,7 @@ export async function waitForPort(
       socket.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    if (Date.now() > until) throw new Error(`nothing listens on ${what} after ${timeoutMs} ms`);
     await sleep(100);
   }
 }
@@ -212,4 +218,17 @@ export async function waitUntil(ready: () => boolean, timeoutMs: number, what: (
     if (Date.now() > until) throw new Error(`${what()} after ${timeoutMs} ms`);
     await sleep(50);
   }
+}
+
+/**
+ * A directory for a milter's unix socket, set up as docs/adapters/milter.md says: under /run
+ * (Sendmail refuses a socket below a group- or world-writable directory, so not under /tmp), mode
+ * 2750, group `gid` (the MTA's), so the socket (0660) inherits that group. Removed at exit.
+ */
+export function socketDir(gid: number): string {
+  const dir = mkdtempSync('/run/checkid-lab-');
+  onExit(() => rmSync(dir, { recursive: true, force: true }));
+  chownSync(dir, 0, gid);
+  chmodSync(dir, 0o2750);
+  return dir;
 }

@@ -60,7 +60,8 @@ export function postfixMainCf(dir: string, options: MtaOptions): string {
     'mydestination =',
     'inet_interfaces = 127.0.0.1',
     'inet_protocols = ipv4',
-    'mynetworks = 127.0.0.0/8',
+    // the documentation networks too: a test may present itself as 192.0.2.1 with XCLIENT
+    'mynetworks = 127.0.0.0/8 192.0.2.0/24 198.51.100.0/24 203.0.113.0/24',
     `queue_directory = ${dir}/queue`,
     `data_directory = ${dir}/data`,
     `maillog_file = ${dir}/postfix.log`,
@@ -91,6 +92,11 @@ export function postfixMainCf(dir: string, options: MtaOptions): string {
   }
   lines.push(...(options.extra ?? []));
   return `${lines.join('\n')}\n`;
+}
+
+/** The group of the postfix user (a milter's unix socket must be reachable by it). */
+export function postfixGid(): number {
+  return postfixUid().gid;
 }
 
 function postfixUid(): { uid: number; gid: number } {
