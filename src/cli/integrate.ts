@@ -142,29 +142,34 @@ function qmail(ctx: IntegrateContext): string {
 }
 
 function exchange(ctx: IntegrateContext): string {
+  const listen = ctx.config.smtp.listen || '0.0.0.0:25';
+  const relay = ctx.config.smtp.relay || 'exchange.example.org:2525';
   return [
-    '# checkid for Microsoft Exchange (on-premises and Exchange Online): checkid in front',
-    '# (docs/adapters/exchange.md). Exchange loads no milter and no checkid code; checkid runs',
-    '# its SMTP front-end as the MX, decides during the SMTP dialogue, and relays accepted mail to',
-    '# Exchange with our header fields on it.',
+    '# checkid for Microsoft Exchange (on-premises, or Exchange Online): checkid in front',
+    '# (docs/adapters/exchange.md). Exchange loads no checkid code: checkid\'s SMTP front-end is the',
+    '# MX, decides during the SMTP dialogue, and relays accepted mail to Exchange with our header',
+    '# fields on it (docs/adapters/smtp-front.md).',
     '',
-    '# 1. checkid: the SMTP front-end relays to Exchange (docs/adapters/smtp-front.md)',
-    `#    ${ctx.configPath}: enable the front-end listener on port 25 and set its relay to the`,
-    '#    Exchange server (on-premises: its receive connector; Online: <tenant>.mail.protection.outlook.com)',
+    `# 1. ${ctx.configPath}`,
+    'smtp:',
+    `  listen: ${listen}`,
+    `  relay: ${relay}      # Exchange's receive connector for checkid`,
+    '',
     serveLine(ctx),
     '',
     '# 2. DNS: the MX record names the checkid host.',
     '',
-    '# 3. Exchange on-premises (Exchange Management Shell): a receive connector only for checkid,',
-    '#    so the front-end is the one way in and its header fields are kept',
+    '# 3a. Exchange on-premises (Exchange Management Shell): a receive connector open to the',
+    '#     checkid host only; anonymous submission to accepted domains (never "Externally secured")',
     'New-ReceiveConnector -Name "From checkid" -TransportRole FrontendTransport -Usage Custom `',
-    '  -Bindings 0.0.0.0:25 -RemoteIPRanges <checkid-IP> -PermissionGroups AnonymousUsers,ExchangeServers',
+    '  -Bindings 0.0.0.0:2525 -RemoteIPRanges <checkid-IP> -PermissionGroups AnonymousUsers',
     '',
-    '# 3. Or Exchange Online: an inbound connector from checkid, and Enhanced Filtering so EOP',
-    '#    looks past checkid to the real client (Exchange Online PowerShell)',
+    '# 3b. Or Exchange Online (Exchange Online PowerShell): relay to',
+    '#     <tenant>.mail.protection.outlook.com:25 instead, accept checkid as a partner, and let',
+    '#     Enhanced Filtering look past checkid to the real client',
     'New-InboundConnector -Name "From checkid" -ConnectorType Partner -SenderDomains * `',
-    '  -RestrictDomainsToIPAddresses $true -SenderIPAddresses <checkid-public-IP> -RequireTls $true',
-    'Set-InboundConnector "From checkid" -EFSkipLastIP $true',
+    '  -RestrictDomainsToIPAddresses $true -SenderIPAddresses <checkid-public-IP>',
+    'Set-InboundConnector -Identity "From checkid" -EFSkipLastIP $true',
     '',
   ].join('\n');
 }

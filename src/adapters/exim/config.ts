@@ -10,6 +10,8 @@ export interface EximSnippetOptions {
   socket?: string;
   /** readsocket's timeout; keep it above checkid's deadline_ms (default 15 s) */
   timeout?: string;
+  /** an Exim host list of clients not to ask about (default ":", local submissions only) */
+  skipHosts?: string;
 }
 
 export interface EximSnippet {
@@ -64,6 +66,8 @@ export function eximSnippet(options: EximSnippetOptions = {}): EximSnippet {
     `CHECKID_TIMEOUT = ${timeout}`,
     'CHECKID_ACTION  = ${extract{action}{$acl_m_checkid}}',
     'CHECKID_MESSAGE = ${extract{message}{$acl_m_checkid}}',
+    '# clients checkid is not asked about: ":" = local submissions only; e.g. ": +relay_from_hosts"',
+    `CHECKID_SKIP_HOSTS = ${options.skipHosts ?? ':'}`,
     'acl_smtp_connect = acl_checkid_connect',
     'acl_smtp_helo    = acl_checkid_helo',
     'acl_smtp_mail    = acl_checkid_mail',
@@ -74,7 +78,11 @@ export function eximSnippet(options: EximSnippetOptions = {}): EximSnippet {
   const question = [
     '# checkid: asks about one stage ($acl_arg1); the answer lands in $acl_m_checkid.',
     '# If checkid cannot be reached the answer is DEFER (mail waits, nothing is lost).',
+    '# Authenticated clients and CHECKID_SKIP_HOSTS are not asked about (CONTINUE).',
     'checkid:',
+    '  warn    set acl_m_checkid = action="CONTINUE"',
+    '  accept  condition     = ${if def:authenticated_id}',
+    '  accept  hosts         = CHECKID_SKIP_HOSTS',
     '  warn    set acl_m_checkid = ${readsocket{CHECKID_SOCKET}\\',
     '            {stage=$acl_arg1\\nsession=$pid/$sender_host_address/$sender_host_port\\n\\',
     '             ip=$sender_host_address\\nhelo=$sender_helo_name\\nsender=$sender_address\\n\\',

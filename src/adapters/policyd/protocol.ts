@@ -7,6 +7,8 @@
 
 export class PolicyProtocolError extends Error {
   override name = 'PolicyProtocolError';
+  /** the requests the same chunk completed before the error (valid: they may be answered) */
+  completed: PolicyRequest[] = [];
 }
 
 export interface PolicyParserOptions {
@@ -22,10 +24,11 @@ const NEWLINE = 0x0a;
 
 /**
  * Turns a byte stream into requests. `push` returns the requests completed by the chunk, or
- * throws PolicyProtocolError (the connection is then closed without a reply, as the protocol
- * asks of a server that cannot answer). Lines end with LF; a CR before it is dropped. A line
- * without `=`, a NUL, an empty attribute name, invalid UTF-8, a request over the byte or
- * attribute bound are errors. A repeated attribute keeps its last value.
+ * throws PolicyProtocolError carrying those completed before the error (they are answered; the
+ * connection is then closed without a reply to the bad one, as the protocol asks of a server
+ * that cannot answer). After an error the parser takes nothing more. Lines end with LF; a CR
+ * before it is dropped. A line without `=`, a NUL, an empty attribute name, invalid UTF-8, a
+ * request over the byte or attribute bound are errors. A repeated attribute keeps its last value.
  */
 export class PolicyParser {
   private readonly maxBytes: number;
@@ -36,6 +39,7 @@ export class PolicyParser {
   private requestBytes = 0;
   private current: PolicyRequest = new Map();
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private failed: string | null = null;
 
   constructor(options: PolicyParserOptions = {}) {
     this.maxBytes = options.maxRequestBytes ?? 64 * 1024;
@@ -48,7 +52,21 @@ export class PolicyParser {
   }
 
   push(chunk: Uint8Array): PolicyRequest[] {
+    if (this.failed) throw new PolicyProtocolError(`input after a protocol error: ${this.failed}`);
     const out: PolicyRequest[] = [];
+    try {
+      this.parse(chunk, out);
+    } catch (err) {
+      if (err instanceof PolicyProtocolError) {
+        err.completed = out;
+        this.failed = err.message;
+      }
+      throw err;
+    }
+    return out;
+  }
+
+  private parse(chunk: Uint8Array, out: PolicyRequest[]): void {
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(NEWLINE, start);
@@ -80,7 +98,6 @@ export class PolicyParser {
       this.pending.push(Buffer.from(chunk.subarray(start)));
       this.pendingBytes += rest;
     }
-    return out;
   }
 
   private attribute(bytes: Buffer): void {

@@ -59,6 +59,11 @@ function replyWords(v: Verdict): string {
  * (only while the message is kept, and never at END-OF-MESSAGE).
  */
 export function policyAction(v: Verdict, stage: AskStage, header?: HeaderField, endOfMessage = false): string {
+  // one line, whatever a hook put in the reply text
+  return accessAction(v, stage, header, endOfMessage).replace(/[\x00-\x1f\x7f]+/g, ' ');
+}
+
+function accessAction(v: Verdict, stage: AskStage, header: HeaderField | undefined, endOfMessage: boolean): string {
   switch (v.action) {
     case 'REJECT':
       return `${v.reply.code} ${replyWords(v)}`;
@@ -180,13 +185,14 @@ export function createPolicyServer(options: PolicyServerOptions): PolicyServer {
     });
     socket.on('data', (chunk: Buffer) => {
       let requests: PolicyRequest[];
+      let broken: PolicyProtocolError | null = null;
       try {
         requests = parser.push(chunk);
       } catch (err) {
         if (!(err instanceof PolicyProtocolError)) throw err;
-        log('warn', 'policy protocol error; closing the connection', { error: err.message, remote: socket.remoteAddress ?? 'unix' });
-        close();
-        return;
+        broken = err;
+        requests = err.completed;
+        socket.pause();
       }
       for (const req of requests) {
         state.busy++;
@@ -207,6 +213,14 @@ export function createPolicyServer(options: PolicyServerOptions): PolicyServer {
             state.busy--;
             if (draining && state.busy === 0) finish(socket);
           }
+        });
+      }
+      if (broken) {
+        const error = broken.message;
+        // the requests before the bad one are answered; then the connection closes without a reply
+        chain = chain.then(() => {
+          log('warn', 'policy protocol error; closing the connection', { error, remote: socket.remoteAddress ?? 'unix' });
+          close();
         });
       }
     });

@@ -51,6 +51,18 @@ test('malformed input is a protocol error, never a request', () => {
   }
 });
 
+test('an error keeps the requests completed before it in the same chunk, and the parser takes nothing more', () => {
+  const parser = new PolicyParser();
+  try {
+    parser.push(Buffer.from('request=smtpd_access_policy\n\nbroken line\n\n'));
+    assert.fail('no error');
+  } catch (err) {
+    assert.ok(err instanceof PolicyProtocolError);
+    assert.deepEqual(err.completed.map((r) => [...r]), [[['request', 'smtpd_access_policy']]]);
+  }
+  assert.throws(() => parser.push(Buffer.from('request=smtpd_access_policy\n\n')), /input after a protocol error/);
+});
+
 test('requests are bounded in bytes (complete lines and an endless line alike) and in attributes', () => {
   const small = new PolicyParser({ maxRequestBytes: 100 });
   assert.throws(() => small.push(Buffer.from(`sender=${'a'.repeat(200)}\n`)), /longer than 100 bytes/);

@@ -121,6 +121,11 @@ test('a protocol error or an oversize request closes the connection without a re
     const big = await PolicyClient.connect({ port });
     const [huge] = big.send(`request=smtpd_access_policy\nsender=${'a'.repeat(2000)}\n\n`);
     assert.equal(await huge, '<closed>');
+    // a good request before the bad one in the same write is answered first
+    const mixed = await PolicyClient.connect({ port });
+    const [first, second] = mixed.send(`${encodeRequest(postfixRequest({ protocol_state: 'CONNECT' }))}junk\n\n`);
+    assert.equal(await first, 'action=DUNNO');
+    assert.equal(await second, '<closed>');
     // the server still serves others
     const good = await PolicyClient.connect({ port });
     assert.equal(await good.ask({ protocol_state: 'CONNECT' }), 'action=DUNNO');
