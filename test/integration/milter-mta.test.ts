@@ -358,15 +358,11 @@ describe('checkid milter behind real MTAs', {
           // user (the socket, 0660, inherits it), so Sendmail finds it safe and Postfix may connect.
           const dir = socketDir(mta === 'postfix' ? postfixGid() : 0);
           const listen = `unix:${join(dir, 'milter.sock')}`;
-          let own = await startCheckidMilter({ config: CONFIG, resolver: dns.address, listen });
-          const ownSink = await startSink();
-          const ownMta = await START[mta]({
-            sinkPort: ownSink.port,
-            milter: listen,
-            milterDefaultAction: 'tempfail',
-          });
+          let own: RunningMilter | null = null;
+          let ownSink: Sink | null = null;
+          let ownMta: RunningMta | null = null;
           const attempt = async (tag: string) => {
-            const client = await SmtpClient.connect(ownMta.port);
+            const client = await SmtpClient.connect(ownMta!.port);
             try {
               for (const line of [
                 `EHLO ${HELO}`,
@@ -382,6 +378,13 @@ describe('checkid milter behind real MTAs', {
             }
           };
           try {
+            own = await startCheckidMilter({ config: CONFIG, resolver: dns.address, listen });
+            ownSink = await startSink();
+            ownMta = await START[mta]({
+              sinkPort: ownSink.port,
+              milter: listen,
+              milterDefaultAction: 'tempfail',
+            });
             const up = await attempt('socket-up');
             assert.equal(up.code, 250, up.raw.join('\n'));
             assert.match(
@@ -415,12 +418,12 @@ describe('checkid milter behind real MTAs', {
             );
           } catch (err) {
             (err as Error).message +=
-              `\n--- ${mta} (unix socket) log ---\n${ownMta.logTail(25)}\n--- checkid ---\n${lastLines(own.output(), 10)}`;
+              `\n--- ${mta} (unix socket) log ---\n${ownMta?.logTail(25)}\n--- checkid ---\n${lastLines(own?.output() ?? '', 10)}`;
             throw err;
           } finally {
-            await ownMta.stop();
-            await own.stop();
-            await ownSink.close();
+            await ownMta?.stop();
+            await own?.stop();
+            await ownSink?.close();
           }
         },
       );

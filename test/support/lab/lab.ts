@@ -161,6 +161,8 @@ export interface Child {
   output(): string;
   /** null while running, else how it ended */
   exited(): string | null;
+  /** resolves when it has exited by itself (keeping this process alive meanwhile) */
+  wait(): Promise<void>;
   /** SIGTERM, then SIGKILL after graceMs; resolves when it has exited */
   stop(graceMs?: number): Promise<void>;
 }
@@ -184,6 +186,11 @@ export function spawnChild(
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
+  // A child never keeps the test process alive (a failed test that leaked one would hang its
+  // file): the exit hook above kills whatever is left.
+  child.unref();
+  (child.stdout as unknown as { unref?: () => void }).unref?.();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
   let ended: string | null = null;
   const done = new Promise<void>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -201,8 +208,14 @@ export function spawnChild(
     process: child,
     output: () => out,
     exited: () => ended,
+    async wait() {
+      if (ended) return;
+      child.ref();
+      await done;
+    },
     async stop(graceMs = 5000) {
       if (ended) return;
+      child.ref();
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await done;
