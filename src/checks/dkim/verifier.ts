@@ -102,8 +102,11 @@ export class DkimVerifier {
   private readonly streams = new Map<Canonicalization, BodyStream>();
   private headersDone = false;
   private finished = false;
+  private results: Promise<DkimResult[]> | null = null;
   /** DKIM-Signature fields beyond maxSignatures, not verified */
   skippedSignatures = 0;
+  /** header() after endOfHeaders() and body() after finish(): ignored, counted here */
+  ignoredCalls = 0;
 
   constructor(deps: DkimDeps, options: DkimOptions = {}) {
     this.deps = deps;
@@ -112,15 +115,26 @@ export class DkimVerifier {
     this.options = { ...DEFAULT_DKIM_OPTIONS, ...stripUndefined(options) };
   }
 
-  /** One header field: name without the colon, value = everything after it, folding kept. */
+  /**
+   * One header field: name without the colon, value = everything after it, folding kept.
+   * Calls arrive from the network, so none of them throws on a wrong order: a field after
+   * endOfHeaders() (a confused MTA) cannot be part of any hash any more and is only counted in
+   * `ignoredCalls`, like body() after finish().
+   */
   header(name: string, value: string): void {
-    if (this.headersDone) throw new Error('header() after endOfHeaders()');
+    if (this.headersDone) {
+      this.ignoredCalls++;
+      return;
+    }
     this.fields.push(headerField(name, this.options.leadingSpaceStripped ? ` ${value}` : value));
   }
 
   /** Header fields already split (by splitRawMessage, or ARC's own parsing), in order. */
   headerFields(fields: readonly HeaderField[]): void {
-    if (this.headersDone) throw new Error('headerFields() after endOfHeaders()');
+    if (this.headersDone) {
+      this.ignoredCalls++;
+      return;
+    }
     for (const f of fields) this.fields.push(f);
   }
 
@@ -165,11 +179,14 @@ export class DkimVerifier {
     const stream = this.stream(sig.bodyCanon);
     p.target = this.target(stream, sig.hash, sig.bodyLength);
     p.canonLength = () => stream.canon.length;
-    const key = this.cache.lookup(this.deps.resolver, sig.selector, sig.domain, this.deps.signal);
+    // the look-up itself is not aborted with our signal: it is shared with other messages and
+    // its answer still fills the cache; only our waiting for it stops
+    const key = this.cache.lookup(this.deps.resolver, sig.selector, sig.domain);
     // a rejected look-up (a broken resolver) must not surface as an unhandled rejection
-    p.key = key.catch(
-      (e: unknown) => ({ status: 'temperror', reason: `key unavailable: ${String(e)}` }) as const,
+    const safe = key.catch(
+      (e: unknown): KeyLookup => ({ status: 'temperror', reason: `key unavailable: ${String(e)}` }),
     );
+    p.key = this.deps.signal ? untilAborted(safe, this.deps.signal) : safe;
     return p;
   }
 
@@ -196,7 +213,10 @@ export class DkimVerifier {
 
   /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
   body(chunk: Uint8Array | string): void {
-    if (this.finished) throw new Error('body() after finish()');
+    if (this.finished) {
+      this.ignoredCalls++;
+      return;
+    }
     if (!this.headersDone) this.endOfHeaders();
     if (this.streams.size === 0) return;
     const data = typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk;
@@ -217,9 +237,13 @@ export class DkimVerifier {
     return n;
   }
 
-  /** The results, one per verified DKIM-Signature (topmost first), or one `none`. */
-  async finish(): Promise<DkimResult[]> {
-    if (this.finished) throw new Error('finish() called twice');
+  /** The results, one per verified DKIM-Signature (topmost first), or one `none`. Idempotent. */
+  finish(): Promise<DkimResult[]> {
+    this.results ??= this.conclude();
+    return this.results;
+  }
+
+  private async conclude(): Promise<DkimResult[]> {
     if (!this.headersDone) this.endOfHeaders();
     this.finished = true;
     for (const s of this.streams.values()) {
@@ -227,6 +251,10 @@ export class DkimVerifier {
       for (const t of s.targets) t.finish();
     }
     if (this.pending.length === 0) {
+      if (this.skippedSignatures > 0) {
+        const reason = `${this.skippedSignatures} DKIM-Signature fields not verified (maxSignatures ${this.options.maxSignatures})`;
+        return [{ result: 'neutral', domain: '', selector: '', b: '', algorithm: '', reason }];
+      }
       return [
         {
           result: 'none',
@@ -317,6 +345,23 @@ export class DkimVerifier {
     }
     return null;
   }
+}
+
+/** The look-up's answer, or temperror as soon as the signal aborts. */
+function untilAborted(lookup: Promise<KeyLookup>, signal: AbortSignal): Promise<KeyLookup> {
+  const aborted: KeyLookup = {
+    status: 'temperror',
+    reason: 'key look-up abandoned: the verification was aborted',
+  };
+  if (signal.aborted) return Promise.resolve(aborted);
+  return new Promise((resolve) => {
+    const onAbort = () => resolve(aborted);
+    signal.addEventListener('abort', onAbort, { once: true });
+    lookup.then((v) => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(v);
+    });
+  });
 }
 
 /** The header signature check: RSASSA-PKCS1-v1_5 over the data, or Ed25519 over its SHA-256 (RFC 8463 §3). */
