@@ -5,11 +5,13 @@
  * Without the unpacked Exim the test skips loudly, and fails under CI.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { eximSnippet } from '../../src/adapters/exim/config.ts';
 import { integrationText } from '../../src/cli/integrate.ts';
 import { defaultConfig } from '../../src/policy/config.ts';
-import { eximMissing, eximSkip, type RunningExim, startExim } from '../adapters/exim/lab.ts';
+import { EXIM_BIN, eximMissing, eximSkip, type RunningExim, startExim } from '../adapters/exim/lab.ts';
 import { type Daemon, startDaemon } from '../adapters/policyd/daemon.ts';
 import { adapterZone } from '../adapters/policyd/helpers.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
@@ -148,6 +150,29 @@ test('Exim: DISCARD drops the message after DATA; FILTER with a subject tag rewr
   );
   assert.equal(tagged.headers[0]![0], 'Authent');
   assert.equal(sink.messages.filter((m) => m.data.includes(`${subject}-discarded`)).length, 0);
+});
+
+test('Exim: a local submission (exim -bs, no client IP) is not asked about: CHECKID_SKIP_HOSTS', { skip, timeout: 60_000 }, async () => {
+  const asked = readsocket.log().filter((l) => l.msg === 'readsocket answer').length;
+  const session = [
+    'EHLO local.example',
+    'MAIL FROM:<someone@fail.adapter.example>',
+    'RCPT TO:<bob@dest.example>',
+    'DATA',
+    `Subject: local-${process.pid}`,
+    '',
+    'from the local machine',
+    '.',
+    'QUIT',
+    '',
+  ].join('\r\n');
+  // -odq: queued only; the daemon's queue runner (-q5s) delivers it to the sink
+  const r = spawnSync(EXIM_BIN, ['-C', join(exim.dir, 'exim.conf'), '-odq', '-bs'], { input: session, encoding: 'utf8', timeout: 30_000 });
+  // the sender that SPF fails from 127.0.0.1 is taken: checkid was not asked
+  assert.match(r.stdout, /^250 OK id=/m, r.stdout + r.stderr + why());
+  assert.doesNotMatch(r.stdout, /^5\d\d /m);
+  await sink.find(`Subject: local-${process.pid}`, 30_000);
+  assert.equal(readsocket.log().filter((l) => l.msg === 'readsocket answer').length, asked);
 });
 
 test('Exim: with checkid down, the connection is deferred (nothing accepted, nothing lost)', { skip, timeout: 60_000 }, async () => {

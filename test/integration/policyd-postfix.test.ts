@@ -122,7 +122,9 @@ test('Postfix: an accepted message arrives with both our header fields, above Po
   const second = await sink.find(`Subject: ${subject}-2\r\n`, 30_000);
   assert.equal(second.headers.filter(([n]) => n === 'Authent').length, 1);
   assert.match(second.headers.find(([n]) => n === 'Authentication-Results')![1], /smtp\.mailfrom=dave@example\.com/);
-  // one policy connection served the whole conversation, and the sessions were forgotten after it
+  // checkid was asked at DATA twice per message (one PREPEND each) and at END-OF-MESSAGE
   const answers = policy.log().filter((l) => l.msg === 'policy answer');
-  assert.ok(answers.some((l) => String(l.action).startsWith('PREPEND Authent:')));
+  const states = (state: string) => answers.filter((l) => l.state === state).map((l) => String(l.action).split(':')[0]);
+  assert.deepEqual(states('DATA').slice(-4), ['PREPEND Authent', 'PREPEND Authentication-Results', 'PREPEND Authent', 'PREPEND Authentication-Results']);
+  assert.deepEqual(states('END-OF-MESSAGE').slice(-2), ['DUNNO', 'DUNNO']);
 });
