@@ -12,6 +12,7 @@ import { milterListener } from './milter.ts';
 import { policyListener } from './policy.ts';
 import { readsocketListener } from './readsocket.ts';
 import { type Runtime, startRuntime } from './runtime.ts';
+import { smtpListener } from './smtp.ts';
 import { USAGE } from './usage.ts';
 
 /** A running listener: where it listens, and how to stop it (finishing work in progress). */
@@ -59,7 +60,7 @@ const http: ListenerKind = {
 };
 
 /** Every listener kind, in start order. */
-export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener];
+export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener, smtpListener];
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -84,7 +85,7 @@ export async function runListeners(command: string, argv: string[], only?: strin
       process.stdout.write(USAGE);
       return 0;
     }
-    if (!only && values.listen) throw new Error('serve takes its addresses from the config (milter.listen, http.listen); --listen goes with a single listener command');
+    if (!only && values.listen) throw new Error('serve takes its addresses from the config (milter.listen, http.listen, policy.listen, readsocket.listen, smtp.listen); --listen goes with a single listener command');
   } catch (err) {
     process.stderr.write(`checkid ${command}: ${(err as Error).message}\n\n${USAGE}`);
     return 2;

@@ -4,7 +4,7 @@ commands:
   check    decide one sender from the command line
            checkid check --ip IP [--id DOMAIN] [--helo NAME] [--from ADDR] [--rcpt ADDR]...
                          [--message FILE.eml] [--config FILE] [--resolver HOST:PORT] [--json]
-  serve    start every listener the config enables (milter.listen, http.listen)
+  serve    start every listener the config enables (milter, http, policy, readsocket, smtp .listen)
            checkid serve [--config FILE] [--resolver HOST:PORT]
   http     start the HTTP API alone (POST /v1/check)
            checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
@@ -18,6 +18,9 @@ commands:
            checkid qmail-queue [--qmail-queue /var/qmail/bin/qmail-queue] [--config FILE] [--resolver HOST:PORT]
   integrate  print the set-up for an MTA (postfix, sendmail, exim, qmail, exchange)
            checkid integrate <mta> [--config FILE]
+  smtp     start the SMTP front-end alone: speaks ID, relays to the MTA behind it (docs/adapters/smtp-front.md)
+           checkid smtp --listen 127.0.0.1:2525 --relay 127.0.0.1:25 [--tls-cert FILE --tls-key FILE] [--hostname NAME]
+                        [--config FILE] [--resolver HOST:PORT]
   siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
            checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
 
