@@ -1,0 +1,425 @@
+/**
+ * Streaming ARC chain validation (RFC 8617 §5.2), on the DKIM building blocks: the same tag lists,
+ * canonicalizers, h= selection, key records and key cache.
+ *
+ *   const v = new ArcVerifier({ resolver, clock });
+ *   v.header('ARC-Seal', ' i=1; a=rsa-sha256; ...'); // every field, in order, value as received
+ *   v.endOfHeaders();          // sets collected, structure checked, header hashes built, keys asked for
+ *   v.body(chunk);             // canonicalized and hashed for the ARC-Message-Signature(s)
+ *   const result = await v.finish();   // { cv: 'pass', instances: 2, sealers: [...], ... }
+ *
+ * A message without ARC header fields costs one pass over the field names; a chain that fails its
+ * structure costs no DNS and no hashing. The body is never stored.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { type Clock, systemClock } from '../../common/clock.ts';
+import {
+  type BodyCanonicalizer,
+  type Canonicalization,
+  createBodyCanonicalizer,
+  relaxedHeaderValue,
+} from '../dkim/canon.ts';
+import {
+  type FieldIndex,
+  type HeaderField,
+  headerField,
+  indexFields,
+  selectFields,
+  signedHeaderText,
+  splitRawMessage,
+} from '../dkim/fields.ts';
+import {
+  type DkimKey,
+  type DkimKeyCache,
+  defaultKeyCache,
+  type KeyLookup,
+  keyAllowsHash,
+} from '../dkim/key.ts';
+import {
+  checkSignatureTimes,
+  type DkimSignature,
+  type HashAlgorithm,
+  type KeyType,
+} from '../dkim/signature.ts';
+import { verifySignature } from '../dkim/verifier.ts';
+import {
+  type ArcChain,
+  type ArcSeal,
+  type ArcSet,
+  collectArcSets,
+  parseArcMessageSignature,
+} from './parse.ts';
+import { type ArcDeps, type ArcOptions, type ArcResult, DEFAULT_ARC_OPTIONS } from './types.ts';
+
+/** A canonical body hashed up to an optional l= limit. */
+class BodyHash {
+  readonly algorithm: HashAlgorithm;
+  readonly limit: number;
+  private readonly hash: Hash;
+  private digest: Buffer | null = null;
+  private hashed = 0;
+  constructor(algorithm: HashAlgorithm, limit: number) {
+    this.algorithm = algorithm;
+    this.limit = limit;
+    this.hash = createHash(algorithm);
+  }
+  update(data: Uint8Array): void {
+    const room = this.limit - this.hashed;
+    if (room <= 0) return;
+    const part = data.length > room ? data.subarray(0, room) : data;
+    this.hash.update(part);
+    this.hashed += part.length;
+  }
+  finish(): Buffer {
+    this.digest ??= this.hash.digest();
+    return this.digest;
+  }
+}
+
+interface BodyStream {
+  canon: BodyCanonicalizer;
+  targets: BodyHash[];
+}
+
+type Outcome = { status: 'pass' } | { status: 'fail' | 'temperror'; reason: string };
+
+/** One ARC-Message-Signature to verify. */
+interface AmsCheck {
+  instance: number;
+  /** decided before the body: why it cannot pass */
+  early?: string;
+  sig?: DkimSignature;
+  headerData?: Buffer;
+  target?: BodyHash;
+  canonLength?: () => number;
+  key?: Promise<KeyLookup>;
+}
+
+/** One ARC-Seal to verify. */
+interface SealCheck {
+  instance: number;
+  seal: ArcSeal;
+  early?: string;
+  data?: Buffer;
+  key?: Promise<KeyLookup>;
+}
+
+export class ArcVerifier {
+  private readonly deps: ArcDeps;
+  private readonly clock: Clock;
+  private readonly cache: DkimKeyCache;
+  private readonly options: Required<ArcOptions>;
+  private readonly fields: HeaderField[] = [];
+  private readonly streams = new Map<Canonicalization, BodyStream>();
+  private chain: ArcChain | null = null;
+  private ams: AmsCheck[] = [];
+  private seals: SealCheck[] = [];
+  private headersDone = false;
+  private finished = false;
+
+  constructor(deps: ArcDeps, options: ArcOptions = {}) {
+    this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
+    const set: Partial<ArcOptions> = {};
+    for (const [k, v] of Object.entries(options))
+      if (v !== undefined) (set as Record<string, unknown>)[k] = v;
+    this.options = { ...DEFAULT_ARC_OPTIONS, ...set };
+  }
+
+  /** One header field: name without the colon, value = everything after it, folding kept. */
+  header(name: string, value: string): void {
+    if (this.headersDone) throw new Error('header() after endOfHeaders()');
+    this.fields.push(headerField(name, this.options.leadingSpaceStripped ? ` ${value}` : value));
+  }
+
+  /** Header fields already split (by splitRawMessage, or shared with the DKIM verifier), in order. */
+  headerFields(fields: readonly HeaderField[]): void {
+    if (this.headersDone) throw new Error('headerFields() after endOfHeaders()');
+    for (const f of fields) this.fields.push(f);
+  }
+
+  /**
+   * The header block is complete: collects the ARC Sets, checks their structure, builds the
+   * header hash input of the newest AMS (every AMS with `oldestPass`) and of every seal, and
+   * starts the key look-ups. Called by body() and finish() if not before.
+   */
+  endOfHeaders(): void {
+    if (this.headersDone) return;
+    this.headersDone = true;
+    const chain = collectArcSets(this.fields);
+    this.chain = chain;
+    if (chain.status !== 'ok') return;
+    const sets = chain.sets;
+    const n = sets.length;
+    const now = Math.floor(this.clock.now() / 1000);
+    const index = indexFields(this.fields);
+    const newest = this.prepareAms(sets[n - 1]!, index, now);
+    this.ams.push(newest);
+    // the newest AMS cannot pass: the chain fails whatever the seals say, so fetch no keys
+    if (newest.early) return;
+    if (this.options.oldestPass)
+      for (let i = n - 1; i >= 1; i--) this.ams.push(this.prepareAms(sets[i - 1]!, index, now));
+    // the seals' hash inputs share their prefixes: each ARC field is canonicalized once
+    const canonical = sets.map((s) => ({
+      aarAms: relaxedLine(s.aar.field) + relaxedLine(s.ams.field),
+      seal: relaxedLine(s.seal.field),
+    }));
+    const prefixes: string[] = [''];
+    for (let k = 0; k < n; k++) prefixes.push(prefixes[k]! + canonical[k]!.aarAms + canonical[k]!.seal);
+    for (let i = n; i >= 1; i--) {
+      this.seals.push(this.prepareSeal(sets[i - 1]!, prefixes[i - 1]! + canonical[i - 1]!.aarAms, now));
+    }
+  }
+
+  private prepareAms(set: ArcSet, index: FieldIndex, now: number): AmsCheck {
+    const check: AmsCheck = { instance: set.instance };
+    const parsed = parseArcMessageSignature(set.ams.field.value);
+    if (!parsed.ok) {
+      check.early = parsed.reason;
+      return check;
+    }
+    const sig = parsed.signature;
+    if (sig.instance !== set.instance) {
+      check.early = `i=${sig.instance} does not match its set`;
+      return check;
+    }
+    if (sig.hash === 'sha1') {
+      check.early = 'rsa-sha1 is not accepted (RFC 8301 §3.1)';
+      return check;
+    }
+    const late = checkSignatureTimes(sig, now, this.options.maxFutureSeconds);
+    if (late) {
+      check.early = late;
+      return check;
+    }
+    check.sig = sig;
+    const selected = selectFields(this.fields, index, sig.signedHeaders, set.ams.at);
+    const text = signedHeaderText(selected, sig.headerCanon, set.ams.field.name, sig.valueWithoutB);
+    check.headerData = Buffer.from(text, this.options.encoding);
+    const stream = this.stream(sig.bodyCanon);
+    check.target = this.target(stream, sig.hash, sig.bodyLength);
+    check.canonLength = () => stream.canon.length;
+    check.key = this.lookup(sig.selector, sig.domain);
+    return check;
+  }
+
+  /**
+   * The seal of a set over the sets 1..i (§5.1.1): the AAR, AMS and AS of each older set, then
+   * this set's AAR and AMS (`covered`, already canonicalized), then the seal itself with b=
+   * emptied and no final CRLF, all in relaxed header canonicalization.
+   */
+  private prepareSeal(set: ArcSet, covered: string, now: number): SealCheck {
+    const seal = set.seal.parsed;
+    const check: SealCheck = { instance: set.instance, seal };
+    if (seal.timestamp !== undefined && seal.timestamp > now + this.options.maxFutureSeconds) {
+      check.early = `timestamp t=${seal.timestamp} is in the future`;
+      return check;
+    }
+    const own = signedHeaderText([], 'relaxed', set.seal.field.name, seal.valueWithoutB);
+    check.data = Buffer.from(covered + own, this.options.encoding);
+    check.key = this.lookup(seal.selector, seal.domain);
+    return check;
+  }
+
+  private lookup(selector: string, domain: string): Promise<KeyLookup> {
+    const key = this.cache
+      .lookup(this.deps.resolver, selector, domain)
+      .catch((e: unknown): KeyLookup => ({ status: 'temperror', reason: `key unavailable: ${String(e)}` }));
+    const signal = this.deps.signal;
+    if (!signal) return key;
+    const aborted: KeyLookup = { status: 'temperror', reason: 'key look-up abandoned: validation aborted' };
+    if (signal.aborted) return Promise.resolve(aborted);
+    return new Promise((resolve) => {
+      const onAbort = () => resolve(aborted);
+      signal.addEventListener('abort', onAbort, { once: true });
+      key.then((v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      });
+    });
+  }
+
+  private stream(c: Canonicalization): BodyStream {
+    let s = this.streams.get(c);
+    if (!s) {
+      const targets: BodyHash[] = [];
+      const canon = createBodyCanonicalizer(c, (data) => {
+        for (let i = 0; i < targets.length; i++) targets[i]!.update(data);
+      });
+      s = { canon, targets };
+      this.streams.set(c, s);
+    }
+    return s;
+  }
+
+  private target(stream: BodyStream, hash: HashAlgorithm, limit: number | undefined): BodyHash {
+    const l = limit ?? Number.POSITIVE_INFINITY;
+    for (const t of stream.targets) if (t.limit === l && t.algorithm === hash) return t;
+    const t = new BodyHash(hash, l);
+    stream.targets.push(t);
+    return t;
+  }
+
+  /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
+  body(chunk: Uint8Array | string): void {
+    if (this.finished) throw new Error('body() after finish()');
+    if (!this.headersDone) this.endOfHeaders();
+    if (this.streams.size === 0) return;
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk;
+    for (const s of this.streams.values()) s.canon.update(data);
+  }
+
+  /** Distinct body hashes being computed (one per canonicalization, hash and l=). */
+  get bodyHashCount(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.targets.length;
+    return n;
+  }
+
+  /** The Chain Validation Status and what decided it. */
+  async finish(): Promise<ArcResult> {
+    if (this.finished) throw new Error('finish() called twice');
+    if (!this.headersDone) this.endOfHeaders();
+    this.finished = true;
+    for (const s of this.streams.values()) {
+      s.canon.finish();
+      for (const t of s.targets) t.finish();
+    }
+    const chain = this.chain!;
+    if (chain.status === 'none')
+      return { cv: 'none', instances: 0, sealers: [], reason: 'the message has no ARC header fields' };
+    if (chain.status === 'fail') {
+      return {
+        cv: 'fail',
+        instances: chain.instances,
+        sealers: chain.sealers,
+        reason: chain.reason,
+        ...(chain.failedInstance !== undefined ? { failedInstance: chain.failedInstance } : {}),
+      };
+    }
+    const n = chain.sets.length;
+    const base = { instances: n, sealers: chain.sealers };
+    // §5.2 step 4: the newest AMS; step 6: every seal, newest first. Checked one after the other
+    // (the keys were all asked for at endOfHeaders) so the first definite failure ends the work; a
+    // key that could not be fetched only leaves the result open (temperror) while the rest is
+    // checked, since a definite failure further on still decides.
+    let open: { instance: number; what: string; reason: string } | null = null;
+    const steps: Array<[number, string, () => Promise<Outcome>]> = [
+      [n, 'ARC-Message-Signature', () => this.checkAms(this.ams[0]!)],
+      ...this.seals.map((c): [number, string, () => Promise<Outcome>] => [
+        c.instance,
+        'ARC-Seal',
+        () => this.checkSeal(c),
+      ]),
+    ];
+    for (const [instance, what, run] of steps) {
+      const o = await run();
+      if (o.status === 'fail')
+        return {
+          cv: 'fail',
+          ...base,
+          reason: `${what} i=${instance}: ${o.reason}`,
+          failedInstance: instance,
+        };
+      if (o.status === 'temperror') open ??= { instance, what, reason: o.reason };
+    }
+    if (open) {
+      return {
+        cv: 'fail',
+        ...base,
+        reason: `${open.what} i=${open.instance} could not be verified: ${open.reason}`,
+        temperror: true,
+        failedInstance: open.instance,
+      };
+    }
+    const result: ArcResult = {
+      cv: 'pass',
+      ...base,
+      reason: `chain of ${n} ARC Set${n === 1 ? '' : 's'} verified`,
+    };
+    if (this.options.oldestPass) {
+      // step 5: down from N-1 while the older AMSs still verify
+      let oldest = n;
+      for (let k = 1; k < this.ams.length; k++) {
+        if ((await this.checkAms(this.ams[k]!)).status !== 'pass') break;
+        oldest = this.ams[k]!.instance;
+      }
+      result.oldestPass = oldest;
+    }
+    return result;
+  }
+
+  private async checkAms(c: AmsCheck): Promise<Outcome> {
+    if (c.early || !c.sig) return { status: 'fail', reason: c.early ?? 'not processed' };
+    const sig = c.sig;
+    const lookup = await c.key!;
+    if (lookup.status !== 'ok') {
+      return lookup.status === 'temperror'
+        ? { status: 'temperror', reason: lookup.reason }
+        : { status: 'fail', reason: lookup.reason };
+    }
+    const problem = this.keyProblem(sig, lookup.key);
+    if (problem) return { status: 'fail', reason: problem };
+    if (sig.bodyLength !== undefined && sig.bodyLength > c.canonLength!()) {
+      return {
+        status: 'fail',
+        reason: `body length l=${sig.bodyLength} exceeds the canonical body (${c.canonLength!()} octets)`,
+      };
+    }
+    if (!c.target!.finish().equals(sig.bodyHash))
+      return { status: 'fail', reason: 'body hash did not verify' };
+    if (!verifySignature(sig, lookup.key, c.headerData!))
+      return { status: 'fail', reason: 'signature did not verify' };
+    return { status: 'pass' };
+  }
+
+  private async checkSeal(c: SealCheck): Promise<Outcome> {
+    if (c.early) return { status: 'fail', reason: c.early };
+    const lookup = await c.key!;
+    if (lookup.status !== 'ok') {
+      return lookup.status === 'temperror'
+        ? { status: 'temperror', reason: lookup.reason }
+        : { status: 'fail', reason: lookup.reason };
+    }
+    const problem = this.keyProblem(c.seal, lookup.key);
+    if (problem) return { status: 'fail', reason: problem };
+    if (!verifySignature(c.seal, lookup.key, c.data!))
+      return { status: 'fail', reason: 'seal signature did not verify' };
+    return { status: 'pass' };
+  }
+
+  /** Key vs signature (RFC 6376 §6.1.2, RFC 8301 §3.2); null when usable. */
+  private keyProblem(sig: { keyType: KeyType; hash: HashAlgorithm; algorithm: string }, key: DkimKey) {
+    if (key.keyType !== sig.keyType)
+      return `inappropriate key algorithm: k=${key.keyType} key for a=${sig.algorithm}`;
+    if (!keyAllowsHash(key, sig.hash))
+      return `inappropriate hash algorithm: the key's h= does not list ${sig.hash}`;
+    if (key.keyType === 'rsa' && key.bits < this.options.minRsaBits)
+      return `RSA key of ${key.bits} bits is shorter than ${this.options.minRsaBits} (RFC 8301 §3.2)`;
+    return null;
+  }
+}
+
+/** One field in relaxed header canonicalization (RFC 6376 §3.4.2) with its CRLF, as a seal hashes it. */
+function relaxedLine(f: HeaderField): string {
+  return `${f.key}:${relaxedHeaderValue(f.value)}\r\n`;
+}
+
+/**
+ * Validates the ARC chain of a whole message at once (a Buffer, or a string encoded with
+ * `options.encoding`). Header fields are read byte for byte (latin1).
+ */
+export async function verifyArc(
+  raw: Uint8Array | string,
+  deps: ArcDeps,
+  options: ArcOptions = {},
+): Promise<ArcResult> {
+  const bytes = typeof raw === 'string' ? Buffer.from(raw, options.encoding ?? 'utf8') : raw;
+  const { fields, bodyStart } = splitRawMessage(bytes);
+  const v = new ArcVerifier(deps, { ...options, encoding: 'latin1', leadingSpaceStripped: false });
+  v.headerFields(fields);
+  v.endOfHeaders();
+  if (bodyStart < bytes.length) v.body(bytes.subarray(bodyStart));
+  return v.finish();
+}
