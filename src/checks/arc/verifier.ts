@@ -116,6 +116,9 @@ export class ArcVerifier {
   private seals: SealCheck[] = [];
   private headersDone = false;
   private finished = false;
+  private result: Promise<ArcResult> | null = null;
+  /** header() after endOfHeaders() and body() after finish(): ignored, counted here */
+  ignoredCalls = 0;
 
   constructor(deps: ArcDeps, options: ArcOptions = {}) {
     this.deps = deps;
@@ -127,15 +130,25 @@ export class ArcVerifier {
     this.options = { ...DEFAULT_ARC_OPTIONS, ...set };
   }
 
-  /** One header field: name without the colon, value = everything after it, folding kept. */
+  /**
+   * One header field: name without the colon, value = everything after it, folding kept. Calls
+   * come from the network, so a wrong order never throws (as for DkimVerifier): a field after
+   * endOfHeaders() is ignored and counted in `ignoredCalls`, like body() after finish().
+   */
   header(name: string, value: string): void {
-    if (this.headersDone) throw new Error('header() after endOfHeaders()');
+    if (this.headersDone) {
+      this.ignoredCalls++;
+      return;
+    }
     this.fields.push(headerField(name, this.options.leadingSpaceStripped ? ` ${value}` : value));
   }
 
   /** Header fields already split (by splitRawMessage, or shared with the DKIM verifier), in order. */
   headerFields(fields: readonly HeaderField[]): void {
-    if (this.headersDone) throw new Error('headerFields() after endOfHeaders()');
+    if (this.headersDone) {
+      this.ignoredCalls++;
+      return;
+    }
     for (const f of fields) this.fields.push(f);
   }
 
@@ -263,7 +276,10 @@ export class ArcVerifier {
 
   /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
   body(chunk: Uint8Array | string): void {
-    if (this.finished) throw new Error('body() after finish()');
+    if (this.finished) {
+      this.ignoredCalls++;
+      return;
+    }
     if (!this.headersDone) this.endOfHeaders();
     if (this.streams.size === 0) return;
     const data = typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk;
@@ -277,9 +293,13 @@ export class ArcVerifier {
     return n;
   }
 
-  /** The Chain Validation Status and what decided it. */
-  async finish(): Promise<ArcResult> {
-    if (this.finished) throw new Error('finish() called twice');
+  /** The Chain Validation Status and what decided it. Idempotent. */
+  finish(): Promise<ArcResult> {
+    this.result ??= this.conclude();
+    return this.result;
+  }
+
+  private async conclude(): Promise<ArcResult> {
     if (!this.headersDone) this.endOfHeaders();
     this.finished = true;
     for (const s of this.streams.values()) {
