@@ -14,6 +14,7 @@ import type { RatingScores } from '../checks/ratings/score.ts';
 import type { SiqOutcome } from '../siq/provider.ts';
 import type { DkimResult } from '../checks/dkim/index.ts';
 import type { DmarcResult } from '../checks/dmarc/index.ts';
+import type { ArcResult } from '../checks/arc/index.ts';
 
 export interface Envelope {
   ip: string;
@@ -59,6 +60,8 @@ export interface Facts {
   dkim?: DkimResult[];
   /** end of message: DMARC for the RFC5322.From domain */
   dmarc?: DmarcResult;
+  /** end of message: the ARC chain's validation (RFC 8617) */
+  arc?: ArcResult;
   /** received Authentication-Results that carry our authserv-id */
   forgedAuthResults: HeaderRemoval[];
   /** checks that failed internally (bugs, not DNS trouble) */

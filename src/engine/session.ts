@@ -9,6 +9,7 @@ import { checkCsa } from '../checks/csa/index.ts';
 import { checkDnsbl } from '../checks/dnsbl/index.ts';
 import { DkimVerifier } from '../checks/dkim/index.ts';
 import { checkDmarc } from '../checks/dmarc/index.ts';
+import { ArcVerifier } from '../checks/arc/index.ts';
 import { checkHelo as checkHeloName } from '../checks/helo/index.ts';
 import { checkIprev } from '../checks/iprev/index.ts';
 import { scoreRatings } from '../checks/ratings/score.ts';
@@ -50,6 +51,7 @@ export class Session {
   private readonly options: SessionOptions;
   /** the message's end-of-message checks, fed as headers and body stream in */
   private dkim: DkimVerifier | null = null;
+  private arc: ArcVerifier | null = null;
   private fromValues: string[] = [];
   private readonly ctx: EngineContext;
   private readonly policy: LoadedPolicy<Prepared>;
@@ -312,9 +314,24 @@ export class Session {
     return this.dkim;
   }
 
+  /** The message's ARC verifier, made at its first header (ARC off: none). */
+  private arcVerifier(): ArcVerifier | null {
+    if (!this.config.arc.enabled) return null;
+    this.arc ??= new ArcVerifier(
+      { resolver: this.ctx.resolver, clock: this.ctx.clock },
+      {
+        minRsaBits: this.config.dkim.minRsaBits,
+        leadingSpaceStripped: this.options.headerLeadingSpaceStripped === true,
+        encoding: this.options.encoding ?? 'utf8',
+      },
+    );
+    return this.arc;
+  }
+
   /** One received header field (name without colon; value as received, folding kept). */
   header(name: string, value: string): void {
     this.verifier()?.header(name, value);
+    this.arcVerifier()?.header(name, value);
     const key = name.trim().toLowerCase();
     if (key === 'from') this.fromValues.push(value);
     const n = (this.headerCounts.get(key) ?? 0) + 1;
@@ -327,11 +344,13 @@ export class Session {
   /** The header block is complete: DKIM key look-ups start now, while the body streams in. */
   endOfHeaders(): void {
     this.verifier()?.endOfHeaders();
+    this.arcVerifier()?.endOfHeaders();
   }
 
   /** A chunk of the body, in order; hashed as it comes, never buffered whole. */
   body(chunk: Uint8Array | string): void {
     this.verifier()?.body(chunk);
+    this.arcVerifier()?.body(chunk);
   }
 
   /** End of message: DKIM results, then DMARC (which needs them), then the final verdict. */
@@ -341,10 +360,13 @@ export class Session {
     // then there is nothing for DKIM and DMARC to judge, and they do not run
     const seen = this.headerCounts.size > 0;
     const verifier = seen ? this.verifier() : null;
+    const arc = seen ? this.arcVerifier() : null;
     return this.stage('eom', 'end of message', async (signal) => {
       if (!seen) return;
       const f = this.facts;
-      if (verifier) f.dkim = await verifier.finish();
+      const [dkim, arcResult] = await Promise.all([verifier?.finish(), arc?.finish()]);
+      if (dkim) f.dkim = dkim;
+      if (arcResult) f.arc = arcResult;
       if (config.dmarc.enabled) {
         f.dmarc = await checkDmarc(
           {
@@ -368,7 +390,9 @@ export class Session {
     delete f.siq;
     delete f.dkim;
     delete f.dmarc;
+    delete f.arc;
     this.dkim = null;
+    this.arc = null;
     this.fromValues = [];
     f.forgedAuthResults = [];
     f.internalErrors = [];

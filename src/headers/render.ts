@@ -1,4 +1,5 @@
 /** Renders the headers a verdict prepends, from facts, identically for every adapter. */
+import { arcMethodResults } from '../checks/arc/index.ts';
 import { dmarcMethodResults } from '../checks/dmarc/index.ts';
 import type { Facts } from '../engine/facts.ts';
 import type { HeaderField } from '../engine/verdict.ts';
@@ -52,6 +53,7 @@ export function methodResults(facts: Facts): MethodResult[] {
     out.push({ method: 'dkim', result: d.result, ...(d.result !== 'pass' && d.reason ? { reason: d.reason } : {}), properties: props });
   }
   if (facts.dmarc) out.push(...dmarcMethodResults(facts.dmarc));
+  if (facts.arc) out.push(...arcMethodResults(facts.arc, { remoteIp: ip }));
   if (facts.dnsbl) {
     for (const z of facts.dnsbl.results) {
       if (z.status === 'listed' && z.weight < 0) {

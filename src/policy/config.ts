@@ -67,6 +67,7 @@ export interface Config {
   filter: { subjectTag: string };
   dkim: { enabled: boolean; maxSignatures: number; minRsaBits: number };
   dmarc: { enabled: boolean; rejectOnPolicy: boolean; exempt: string[] };
+  arc: { enabled: boolean; trustedSealers: string[] };
   /** SIQ reputation servers (docs/siq.md) and milter-siq's policy */
   siq: {
     servers: string[];
@@ -186,6 +187,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   filter: obj({ subject_tag: str() }),
   dkim: obj({ enabled: bool, max_signatures: num(0, 50, true), min_rsa_bits: num(512, 16384, true) }),
   dmarc: obj({ enabled: bool, reject_on_policy: bool, exempt: list(str({ valid: isFqdn, description: 'a domain name' })) }),
+  arc: obj({ enabled: bool, trusted_sealers: list(str({ valid: isFqdn, description: 'a domain name' })) }),
   siq: obj({
     servers: list(str({ pattern: /^(\[[0-9A-Fa-f:.]+\]|[^\s:]+|[0-9A-Fa-f:]+)(:\d{1,5})?$/, description: 'HOST, HOST:PORT or [IPv6]:PORT' })),
     timeout_ms: num(50, 60_000, true),
@@ -253,6 +255,7 @@ export function defaultConfig(): Config {
     filter: { subjectTag: '' },
     dkim: { enabled: true, maxSignatures: 5, minRsaBits: 1024 },
     dmarc: { enabled: true, rejectOnPolicy: true, exempt: [] },
+    arc: { enabled: true, trustedSealers: [] },
     siq: {
       servers: [],
       timeoutMs: 2_000,
@@ -424,6 +427,9 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof dm.enabled === 'boolean') c.dmarc.enabled = dm.enabled;
   if (typeof dm.reject_on_policy === 'boolean') c.dmarc.rejectOnPolicy = dm.reject_on_policy;
   if (Array.isArray(dm.exempt)) c.dmarc.exempt = (dm.exempt as string[]).map((d) => d.toLowerCase());
+  const ac = sub('arc');
+  if (typeof ac.enabled === 'boolean') c.arc.enabled = ac.enabled;
+  if (Array.isArray(ac.trusted_sealers)) c.arc.trustedSealers = (ac.trusted_sealers as string[]).map((d) => d.toLowerCase());
   const sq = sub('siq');
   if (Array.isArray(sq.servers)) c.siq.servers = sq.servers as string[];
   if (typeof sq.timeout_ms === 'number') c.siq.timeoutMs = sq.timeout_ms;

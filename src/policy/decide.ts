@@ -219,8 +219,14 @@ export function decide(stage: Stage, facts: Facts, config: Config, ctx: DecideCo
   if (dmarc) {
     if (dmarc.result === 'fail' && dmarc.disposition === 'reject' && config.dmarc.rejectOnPolicy) {
       const domain = dmarc.fromDomain ?? '';
+      // a forwarder the operator trusts vouches, by its ARC seal, for authentication it saw
+      const arc = facts.arc;
+      const newest = arc?.cv === 'pass' ? arc.sealers[arc.sealers.length - 1] : undefined;
+      const trustedSealer = newest && config.arc.trustedSealers.includes(newest.d.toLowerCase()) ? newest.d : null;
       if (config.dmarc.exempt.includes(domain)) {
         why.push(`DMARC fail for ${domain}: p=reject not applied (local exemption)`);
+      } else if (trustedSealer) {
+        why.push(`DMARC fail for ${domain}: p=reject not applied (ARC chain passes, sealed by trusted ${trustedSealer})`);
       } else {
         return reject(550, '5.7.1', `Unauthenticated email from ${domain} is not accepted due to the domain's DMARC policy`, 'dmarc-reject', [dmarc.reason]);
       }

@@ -77,3 +77,38 @@ test('DKIM off in the config: no DKIM results, DMARC judges on SPF alone', async
   assert.equal(r.session.facts.dkim, undefined);
   assert.equal(r.session.facts.dmarc?.result, 'pass');
 });
+
+test('ARC: a passing chain sealed by a trusted forwarder overrides a DMARC p=reject failure', async () => {
+  const { rsaKey } = await import('../checks/dkim/sign.ts');
+  const { addArcSet } = await import('../checks/arc/seal.ts');
+  const key = rsaKey();
+  const sealed = addArcSet(unsigned, {
+    key,
+    domain: 'forwarder.example',
+    selector: 'arc',
+    authResults: 'mx.forwarder.example; dkim=pass header.d=example.com; dmarc=pass header.from=example.com',
+  });
+  const zone = { 'arc._domainkey.forwarder.example': [{ TXT: key.record }] };
+  const trusting = (c: Config) => {
+    c.arc.trustedSealers = ['forwarder.example'];
+  };
+  const withArc = (mutate?: (c: Config) => void) => {
+    const resolver = new MemoryResolver({
+      ...seedZone(),
+      ...zone,
+      '_dmarc.example.com': [{ TXT: 'v=DMARC1; p=reject' }],
+      'forwarder.example': [{ TXT: 'v=spf1 ip4:203.0.113.0/24 -all' }],
+    });
+    const config = defaultConfig();
+    config.authservId = 'mx.receiver.example';
+    mutate?.(config);
+    return new Engine({ resolver, policy: staticPolicy(config, resolver) });
+  };
+  const untrusted = await run(withArc(), sealed, '203.0.113.5', 'list@forwarder.example');
+  assert.equal(untrusted.session.facts.arc?.cv, 'pass');
+  assert.equal(untrusted.action, 'REJECT');
+  const trusted = await run(withArc(trusting), sealed, '203.0.113.5', 'list@forwarder.example');
+  assert.equal(trusted.action, 'FILTER');
+  assert.match(trusted.verdict.explanation.join(' '), /sealed by trusted forwarder\.example/);
+  assert.match(trusted.headers[0]!.text.replace(/\r\n\t/g, ' '), /arc=pass \(i=1\)/);
+});
