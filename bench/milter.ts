@@ -12,10 +12,12 @@
  * Each case: a fresh Postfix, a warm-up of 200 messages, then --n messages from --sessions
  * parallel smtp-source sessions; we time until smtp-source is done (accepted/s) and until the sink
  * has every message (end to end), and count from Postfix's log: delivered + rejected must equal
- * sent. Then checkid's memory with --connections concurrent milter connections, each held in the
- * middle of a transaction (after RCPT).
+ * sent. The three cases run --rounds times, in alternating order (the machine is shared: each case
+ * also reports how much CPU other processes took meanwhile); the ratios use each case's best
+ * round. --soak N adds one checkid run of N messages for the loss count alone. Then checkid's
+ * memory with --connections concurrent milter connections, each held after RCPT.
  *
- *   node bench/milter.ts [--n 20000] [--sessions 20] [--size 2048] [--connections 1000]
+ *   node bench/milter.ts [--n 20000] [--rounds 1] [--sessions 20] [--size 2048] [--connections 1000] [--soak 0]
  *
  * Needs root and the lab (bash scripts/lab/install.sh). Prints one JSON object. Goals (issue 3):
  * checkid ≥ 1.0× rspamd's messages/s; checkid costs Postfix ≤ 20% of its throughput; < 200 MB RSS
@@ -30,6 +32,7 @@ import { parse } from 'yaml';
 import { FIXTURES, seedZone, tempDir } from '../test/support/fixtures.ts';
 import { type RunningMilter, startCheckidMilter } from '../test/support/lab/checkid.ts';
 import {
+  type Child,
   freePort,
   labMissing,
   SMTP_SINK,
@@ -49,6 +52,8 @@ const N = numberArg('n', 20_000);
 const SESSIONS = numberArg('sessions', 20);
 const SIZE = numberArg('size', 2048);
 const CONNECTIONS = numberArg('connections', 1000);
+const ROUNDS = numberArg('rounds', 1);
+const SOAK = process.argv.includes('--soak') ? numberArg('soak', 100_000) : 0;
 const WARMUP = 200;
 const SENDER = 'bench@pass.lab.example';
 const HELO = 'client.lab.example';
@@ -89,7 +94,11 @@ function cpuSeconds(rootPid: number): number {
     try {
       const text = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      stats.set(entry, { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+      // utime + stime, and cutime + cstime: the children it has reaped (Postfix recycles its daemons)
+      stats.set(entry, {
+        ppid: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]),
+      });
     } catch {
       // gone
     }
@@ -113,6 +122,20 @@ function readdirProc(): number[] {
   return readdirSync('/proc')
     .filter((n) => /^\d+$/.test(n))
     .map(Number);
+}
+
+/** CPU seconds the whole machine has been busy (all cores), from /proc/stat. */
+function machineBusySeconds(): number {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = fields.map(Number);
+  return (user! + nice! + system! + irq! + softirq! + (steal ?? 0)) / 100;
+}
+
+function selfCpuSeconds(): number {
+  const u = process.cpuUsage();
+  const text = readFileSync('/proc/self/stat', 'utf8');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (u.user + u.system) / 1e6 + (Number(f[13]) + Number(f[14])) / 100;
 }
 
 function memoryKb(pid: number): { rss: number; hwm: number } {
@@ -193,6 +216,7 @@ function countLog(text: string): Counts {
 
 interface CaseResult {
   milter: string;
+  round: number;
   sent: number;
   delivered: number;
   rejected: number;
@@ -204,22 +228,33 @@ interface CaseResult {
   end_to_end_per_second: number;
   milter_cpu_ms_per_message: number | null;
   dns_server_cpu_ms_per_message: number;
-  dns_queries_per_message: number;
+  /** CPU the lab's processes used (Postfix, milter, DNS server, smtp-source, smtp-sink, this script), in cores */
+  lab_cores: number;
+  /** CPU other processes on the machine used meanwhile, in cores (2 = the whole machine) */
+  other_cores: number;
+}
+
+interface Peer {
+  address: string;
+  pid: number;
 }
 
 async function runCase(
   name: string,
-  sinkPort: number,
-  milter: { address: string; pid: number } | null,
+  round: number,
+  count: number,
+  sink: Child,
+  milter: Peer | null,
   dnsPid: number,
 ): Promise<CaseResult> {
   log(`${name}: starting Postfix`);
   const postfix: RunningMta = await startPostfix({
-    sinkPort,
+    sinkPort: sinkPortOf(sink),
     ...(milter ? { milter: milter.address } : {}),
     milterDefaultAction: 'tempfail',
   });
   try {
+    const masterPid = Number(readFileSync(join(postfix.dir, 'queue', 'pid', 'master.pid'), 'utf8').trim());
     const delivered = () => countLog(postfix.logs()).delivered;
     log(`${name}: warm-up, ${WARMUP} messages`);
     await smtpSource(postfix.port, WARMUP, 4);
@@ -229,41 +264,54 @@ async function runCase(
       () => `warm-up: ${delivered()} of ${WARMUP} delivered`,
     );
     const base = countLog(postfix.logs());
+    const labCpu = () =>
+      cpuSeconds(masterPid) +
+      (milter ? cpuSeconds(milter.pid) : 0) +
+      cpuSeconds(dnsPid) +
+      cpuSeconds(sink.process.pid!) +
+      selfCpuSeconds();
     const cpu0 = milter ? cpuSeconds(milter.pid) : 0;
     const dnsCpu0 = cpuSeconds(dnsPid);
-    log(`${name}: ${N} messages, ${SESSIONS} sessions`);
+    const lab0 = labCpu();
+    const busy0 = machineBusySeconds();
+    log(`${name}: round ${round}, ${count} messages, ${SESSIONS} sessions`);
     const t0 = performance.now();
-    await smtpSource(postfix.port, N, SESSIONS);
+    await smtpSource(postfix.port, count, SESSIONS);
     const t1 = performance.now();
-    // everything accepted must reach the sink (or stay visible as deferred in the log)
+    // everything accepted must reach the sink (a deferred message would stay queued)
     await waitUntil(
       () => {
         const c = countLog(postfix.logs());
-        return c.delivered - base.delivered + (c.rejected - base.rejected) >= N && postfix.queued() === 0;
+        return c.delivered - base.delivered + (c.rejected - base.rejected) >= count && postfix.queued() === 0;
       },
       600_000,
       () =>
-        `${countLog(postfix.logs()).delivered - base.delivered} of ${N} delivered, ${postfix.queued()} queued`,
+        `${countLog(postfix.logs()).delivered - base.delivered} of ${count} delivered, ${postfix.queued()} queued`,
     ).catch((err) => log(`${name}: ${(err as Error).message}`));
     const t2 = performance.now();
+    const wall = (t2 - t0) / 1000;
+    const lab = labCpu() - lab0;
+    const busy = machineBusySeconds() - busy0;
     await sleep(500);
     const c = countLog(postfix.logs());
     const cpu = milter ? cpuSeconds(milter.pid) - cpu0 : null;
     const dnsCpu = cpuSeconds(dnsPid) - dnsCpu0;
-    const result = {
+    const result: CaseResult = {
       milter: name,
-      sent: N,
+      round,
+      sent: count,
       delivered: c.delivered - base.delivered,
       rejected: c.rejected - base.rejected,
       deferred: c.deferred - base.deferred,
-      lost: N - (c.delivered - base.delivered) - (c.rejected - base.rejected),
+      lost: count - (c.delivered - base.delivered) - (c.rejected - base.rejected),
       accept_seconds: +((t1 - t0) / 1000).toFixed(2),
-      accepted_per_second: Math.round(N / ((t1 - t0) / 1000)),
-      end_to_end_seconds: +((t2 - t0) / 1000).toFixed(2),
-      end_to_end_per_second: Math.round(N / ((t2 - t0) / 1000)),
-      milter_cpu_ms_per_message: cpu === null ? null : +((cpu * 1000) / N).toFixed(3),
-      dns_server_cpu_ms_per_message: +((dnsCpu * 1000) / N).toFixed(3),
-      dns_queries_per_message: 0,
+      accepted_per_second: Math.round(count / ((t1 - t0) / 1000)),
+      end_to_end_seconds: +wall.toFixed(2),
+      end_to_end_per_second: Math.round(count / wall),
+      milter_cpu_ms_per_message: cpu === null ? null : +((cpu * 1000) / count).toFixed(3),
+      dns_server_cpu_ms_per_message: +((dnsCpu * 1000) / count).toFixed(3),
+      lab_cores: +(lab / wall).toFixed(2),
+      other_cores: +(Math.max(0, busy - lab) / wall).toFixed(2),
     };
     log(`${name}: ${JSON.stringify(result)}`);
     return result;
@@ -315,84 +363,100 @@ async function memoryWithConnections(dnsAddress: string, count: number) {
   }
 }
 
+const sinkPorts = new Map<Child, number>();
+const sinkPortOf = (sink: Child) => sinkPorts.get(sink)!;
 const sinkPort = await freePort();
 const sink = spawnChild(SMTP_SINK, ['-u', 'postfix', `127.0.0.1:${sinkPort}`, '1024']);
+sinkPorts.set(sink, sinkPort);
 await waitForPort(sinkPort, 10_000, () => sink.exited());
 const results: CaseResult[] = [];
 let rspamdError: string | null = labMissing('rspamd');
 let memory: Awaited<ReturnType<typeof memoryWithConnections>> | null = null;
+let soak: CaseResult | null = null;
+const dnsQueries: Record<string, number> = {};
+// one DNS server per case kind, for the whole run: its query count is that kind's
+const dnsNone = await startDns();
+const dnsCheckid = await startDns();
+const dnsRspamd = await startDns();
+let checkidMilter: RunningMilter | null = null;
+let rspamd: RunningRspamd | null = null;
 try {
-  {
-    const dns = await startDns();
-    results.push(await runCase('none', sinkPort, null, dns.pid));
-    const s = await dns.stop();
-    results.at(-1)!.dns_queries_per_message = +((s.udp + s.tcp) / (N + WARMUP)).toFixed(2);
-  }
-  {
-    const dns = await startDns();
-    let milter: RunningMilter | null = null;
-    try {
-      milter = await startCheckidMilter({ config: configFile, resolver: dns.address });
-      results.push(
-        await runCase(
-          'checkid',
-          sinkPort,
-          { address: milter.address, pid: milter.child.process.pid! },
-          dns.pid,
-        ),
-      );
-    } finally {
-      await milter?.stop();
-    }
-    const s = await dns.stop();
-    results.at(-1)!.dns_queries_per_message = +((s.udp + s.tcp) / (N + WARMUP)).toFixed(2);
-  }
+  checkidMilter = await startCheckidMilter({ config: configFile, resolver: dnsCheckid.address });
   if (!rspamdError) {
-    const dns = await startDns();
-    let rspamd: RunningRspamd | null = null;
     try {
       log('rspamd: starting (slow: it compiles its URL suffix list)');
-      rspamd = await startRspamd({ dns: dns.address });
-      results.push(
-        await runCase(
-          'rspamd',
-          sinkPort,
-          { address: rspamd.address, pid: rspamd.child.process.pid! },
-          dns.pid,
-        ),
-      );
-      const symbols = /\[([A-Z_]+\([^\]]*)\]/.exec(
-        rspamd
-          .logs()
-          .split('\n')
-          .reverse()
-          .find((l) => l.includes('(default:')) ?? '',
-      );
-      log(`rspamd: a task's symbols: ${symbols?.[1] ?? '(none logged)'}`);
+      rspamd = await startRspamd({ dns: dnsRspamd.address });
     } catch (err) {
       rspamdError = (err as Error).message.split('\n')[0]!;
       log(`rspamd: ${(err as Error).message}`);
-    } finally {
-      await rspamd?.stop();
     }
-    const s = await dns.stop();
-    if (results.at(-1)?.milter === 'rspamd')
-      results.at(-1)!.dns_queries_per_message = +((s.udp + s.tcp) / (N + WARMUP)).toFixed(2);
   }
-  {
-    const dns = await startDns();
-    log(`memory: ${CONNECTIONS} concurrent milter connections`);
-    memory = await memoryWithConnections(dns.address, CONNECTIONS);
-    await dns.stop();
+  const cases: Array<[string, Peer | null, number]> = [
+    ['none', null, dnsNone.pid],
+    ['checkid', { address: checkidMilter.address, pid: checkidMilter.child.process.pid! }, dnsCheckid.pid],
+    ...(rspamd
+      ? ([['rspamd', { address: rspamd.address, pid: rspamd.child.process.pid! }, dnsRspamd.pid]] as Array<
+          [string, Peer, number]
+        >)
+      : []),
+  ];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 === 1 ? cases : [...cases].reverse();
+    for (const [name, peer, dnsPid] of order) results.push(await runCase(name, round, N, sink, peer, dnsPid));
   }
+  if (rspamd) {
+    const symbols = /\[([A-Z_]+\([^\]]*)\]/.exec(
+      rspamd
+        .logs()
+        .split('\n')
+        .reverse()
+        .find((l) => l.includes('(default:')) ?? '',
+    );
+    log(`rspamd: a task's symbols: ${symbols?.[1] ?? '(none logged)'}`);
+  }
+  if (SOAK > 0) {
+    log(`soak: ${SOAK} messages through Postfix + checkid`);
+    soak = await runCase(
+      'checkid',
+      0,
+      SOAK,
+      sink,
+      { address: checkidMilter.address, pid: checkidMilter.child.process.pid! },
+      dnsCheckid.pid,
+    );
+  }
+} finally {
+  await rspamd?.stop();
+  await checkidMilter?.stop();
+  const runs = (name: string) =>
+    results.filter((r) => r.milter === name).length * (N + WARMUP) +
+    (name === 'checkid' && soak ? SOAK + WARMUP : 0);
+  for (const [name, dns] of [
+    ['none', dnsNone],
+    ['checkid', dnsCheckid],
+    ['rspamd', dnsRspamd],
+  ] as const) {
+    const st = await dns.stop();
+    if (runs(name) > 0) dnsQueries[name] = +((st.udp + st.tcp) / runs(name)).toFixed(2);
+  }
+}
+try {
+  const dns = await startDns();
+  log(`memory: ${CONNECTIONS} concurrent milter connections`);
+  memory = await memoryWithConnections(dns.address, CONNECTIONS);
+  await dns.stop();
 } finally {
   await sink.stop();
 }
 
-const by = (name: string) => results.find((r) => r.milter === name);
+/** a case kind's best round (the least disturbed by the rest of the machine) */
+const by = (name: string) =>
+  results
+    .filter((r) => r.milter === name)
+    .sort((x, y) => y.end_to_end_per_second - x.end_to_end_per_second)[0];
 const none = by('none')!;
 const checkid = by('checkid')!;
-const rspamd = by('rspamd');
+const peer = by('rspamd');
 const ratio = (a: number, b: number) => +(a / b).toFixed(2);
 process.stdout.write(
   `${JSON.stringify(
@@ -400,30 +464,33 @@ process.stdout.write(
       bench: 'milter',
       node: process.version,
       n: N,
+      rounds: ROUNDS,
       sessions: SESSIONS,
       message_bytes: SIZE,
       cases: results,
-      rspamd: rspamd ? 'ran' : `not run: ${rspamdError}`,
+      dns_queries_per_message: dnsQueries,
+      rspamd: peer ? 'ran' : `not run: ${rspamdError}`,
+      soak,
       memory,
-      checkid_vs_postfix_alone_end_to_end: ratio(checkid.end_to_end_per_second, none.end_to_end_per_second),
-      checkid_vs_postfix_alone_accepted: ratio(checkid.accepted_per_second, none.accepted_per_second),
-      checkid_vs_rspamd_end_to_end: rspamd
-        ? ratio(checkid.end_to_end_per_second, rspamd.end_to_end_per_second)
-        : null,
-      checkid_vs_rspamd_accepted: rspamd
-        ? ratio(checkid.accepted_per_second, rspamd.accepted_per_second)
-        : null,
-      checkid_vs_rspamd_cpu_per_message:
-        rspamd?.milter_cpu_ms_per_message && checkid.milter_cpu_ms_per_message
-          ? ratio(rspamd.milter_cpu_ms_per_message, checkid.milter_cpu_ms_per_message)
+      best_end_to_end_per_second: {
+        none: none.end_to_end_per_second,
+        checkid: checkid.end_to_end_per_second,
+        rspamd: peer?.end_to_end_per_second ?? null,
+      },
+      checkid_vs_postfix_alone: ratio(checkid.end_to_end_per_second, none.end_to_end_per_second),
+      checkid_vs_rspamd: peer ? ratio(checkid.end_to_end_per_second, peer.end_to_end_per_second) : null,
+      rspamd_vs_postfix_alone: peer ? ratio(peer.end_to_end_per_second, none.end_to_end_per_second) : null,
+      rspamd_cpu_per_message_over_checkid:
+        peer?.milter_cpu_ms_per_message && checkid.milter_cpu_ms_per_message
+          ? ratio(peer.milter_cpu_ms_per_message, checkid.milter_cpu_ms_per_message)
           : null,
       goals: {
-        'checkid >= 1.0x rspamd msg/s': rspamd
-          ? checkid.end_to_end_per_second >= rspamd.end_to_end_per_second
+        'checkid >= 1.0x rspamd msg/s': peer
+          ? checkid.end_to_end_per_second >= peer.end_to_end_per_second
           : null,
         'checkid costs Postfix <= 20%': checkid.end_to_end_per_second >= 0.8 * none.end_to_end_per_second,
         'RSS < 200 MB with 1000 connections': memory ? memory.rss_mb < 200 : null,
-        'nothing lost': results.every((r) => r.lost === 0),
+        'nothing lost': results.every((r) => r.lost === 0) && (soak === null || soak.lost === 0),
       },
     },
     null,
