@@ -4,6 +4,7 @@ import { runIntegrate } from './integrate.ts';
 import { runQmailQueue } from './qmail.ts';
 import { runListeners } from './serve.ts';
 import { runSiq } from './siq.ts';
+import { runSmtp } from './smtp.ts';
 import { USAGE } from './usage.ts';
 
 export async function main(argv: string[]): Promise<number> {
@@ -22,6 +23,8 @@ export async function main(argv: string[]): Promise<number> {
       return runQmailQueue(rest);
     case 'integrate':
       return runIntegrate(rest);
+    case 'smtp':
+      return runSmtp(rest);
     case 'siq':
       return runSiq(rest);
     case undefined:
