@@ -5,6 +5,8 @@
  *   smtp-source ──► Postfix 3.7 (private instance) ──► smtp-sink
  *                      │ smtpd_milters
  *                      ├─ none
+ *                      ├─ a null milter (this script with --null-milter PORT: checkid's option
+ *                      │  negotiation, then CONTINUE to every step; the protocol's own cost)
  *                      ├─ checkid milter (the daemon, `checkid milter`)
  *                      └─ rspamd 3.4 proxy in milter mode (SPF, DKIM, DMARC, one RBL)
  *   both milters ask the same local DNS server (scripts/dns-server.ts, seed + lab zones)
@@ -26,9 +28,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parse } from 'yaml';
+import { milterWants } from '../src/adapters/milter/adapter.ts';
+import { type Negotiated, negotiate, replyOwed } from '../src/adapters/milter/session.ts';
+import { decodeCommand, encodeResponse, type Frame, FrameDecoder } from '../src/adapters/milter/wire.ts';
 import { FIXTURES, seedZone, tempDir } from '../test/support/fixtures.ts';
 import { type RunningMilter, startCheckidMilter } from '../test/support/lab/checkid.ts';
 import {
@@ -59,6 +65,45 @@ const SENDER = 'bench@pass.lab.example';
 const HELO = 'client.lab.example';
 
 const log = (message: string) => process.stderr.write(`bench/milter: ${message}\n`);
+
+if (process.argv[2] === '--null-milter') {
+  await nullMilter(Number(process.argv[3]));
+  await new Promise(() => {}); // serves until killed
+}
+
+/**
+ * A milter that does nothing: it negotiates exactly what checkid negotiates (so Postfix sends the
+ * same steps and waits for the same replies) and answers CONTINUE to every step it owes a reply.
+ * Postfix with it shows what the milter protocol itself costs on this machine.
+ */
+async function nullMilter(port: number): Promise<void> {
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder();
+    let agreed: Negotiated | null = null;
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk) => {
+      let frames: Frame[];
+      try {
+        frames = decoder.push(chunk);
+      } catch {
+        socket.destroy();
+        return;
+      }
+      for (const frame of frames) {
+        const cmd = decodeCommand(frame);
+        if (cmd.kind === 'OPTNEG') {
+          const n = negotiate(cmd, milterWants());
+          agreed = n.agreed;
+          socket.write(encodeResponse(n.reply));
+        } else if (cmd.kind === 'QUIT') socket.end();
+        else if (cmd.kind === 'BODYEOB') socket.write(encodeResponse({ kind: 'CONTINUE' }));
+        else if (agreed && replyOwed(agreed, cmd.kind)) socket.write(encodeResponse({ kind: 'CONTINUE' }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+}
 
 for (const part of ['postfix', 'rspamd'] as const) {
   const missing = labMissing(part);
@@ -379,8 +424,16 @@ const dnsNone = await startDns();
 const dnsCheckid = await startDns();
 const dnsRspamd = await startDns();
 let checkidMilter: RunningMilter | null = null;
+let nullMilterChild: Child | null = null;
 let rspamd: RunningRspamd | null = null;
 try {
+  const nullPort = await freePort();
+  nullMilterChild = spawnChild(process.execPath, [
+    new URL(import.meta.url).pathname,
+    '--null-milter',
+    String(nullPort),
+  ]);
+  await waitForPort(nullPort, 10_000, () => nullMilterChild!.exited());
   checkidMilter = await startCheckidMilter({ config: configFile, resolver: dnsCheckid.address });
   if (!rspamdError) {
     try {
@@ -393,6 +446,7 @@ try {
   }
   const cases: Array<[string, Peer | null, number]> = [
     ['none', null, dnsNone.pid],
+    ['null', { address: `inet:127.0.0.1:${nullPort}`, pid: nullMilterChild.process.pid! }, dnsNone.pid],
     ['checkid', { address: checkidMilter.address, pid: checkidMilter.child.process.pid! }, dnsCheckid.pid],
     ...(rspamd
       ? ([['rspamd', { address: rspamd.address, pid: rspamd.child.process.pid! }, dnsRspamd.pid]] as Array<
@@ -428,8 +482,10 @@ try {
 } finally {
   await rspamd?.stop();
   await checkidMilter?.stop();
+  await nullMilterChild?.stop();
   const runs = (name: string) =>
-    results.filter((r) => r.milter === name).length * (N + WARMUP) +
+    results.filter((r) => r.milter === name || (name === 'none' && r.milter === 'null')).length *
+      (N + WARMUP) +
     (name === 'checkid' && soak ? SOAK + WARMUP : 0);
   for (const [name, dns] of [
     ['none', dnsNone],
@@ -455,6 +511,7 @@ const by = (name: string) =>
     .filter((r) => r.milter === name)
     .sort((x, y) => y.end_to_end_per_second - x.end_to_end_per_second)[0];
 const none = by('none')!;
+const nothing = by('null')!;
 const checkid = by('checkid')!;
 const peer = by('rspamd');
 const ratio = (a: number, b: number) => +(a / b).toFixed(2);
@@ -474,10 +531,13 @@ process.stdout.write(
       memory,
       best_end_to_end_per_second: {
         none: none.end_to_end_per_second,
+        null_milter: nothing.end_to_end_per_second,
         checkid: checkid.end_to_end_per_second,
         rspamd: peer?.end_to_end_per_second ?? null,
       },
       checkid_vs_postfix_alone: ratio(checkid.end_to_end_per_second, none.end_to_end_per_second),
+      null_milter_vs_postfix_alone: ratio(nothing.end_to_end_per_second, none.end_to_end_per_second),
+      checkid_vs_null_milter: ratio(checkid.end_to_end_per_second, nothing.end_to_end_per_second),
       checkid_vs_rspamd: peer ? ratio(checkid.end_to_end_per_second, peer.end_to_end_per_second) : null,
       rspamd_vs_postfix_alone: peer ? ratio(peer.end_to_end_per_second, none.end_to_end_per_second) : null,
       rspamd_cpu_per_message_over_checkid:
