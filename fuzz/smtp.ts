@@ -138,6 +138,8 @@ class ModelHandler implements SmtpHandler {
   inTx = false;
   recipients = 0;
   inData = false;
+  /** endOfHeaders() came for the message being received */
+  headersEnded = false;
   closed = false;
   refused = false;
   messages = 0;
@@ -191,16 +193,21 @@ class ModelHandler implements SmtpHandler {
     this.check(this.inTx && this.recipients > 0 && !this.inData, 'DATA');
     const r = this.refuse(0.05, 554);
     this.inData = r === null;
+    this.headersEnded = false;
     return r;
   }
   header(name: string) {
-    this.check(this.inData && name.length > 0, 'header');
+    this.check(this.inData && !this.headersEnded && name.length > 0, 'header');
+  }
+  endOfHeaders() {
+    this.check(this.inData && !this.headersEnded, 'end of headers');
+    this.headersEnded = true;
   }
   body() {
-    this.check(this.inData, 'body');
+    this.check(this.inData && this.headersEnded, 'body');
   }
   async endOfData() {
-    this.check(this.inData && this.inTx, 'end of data');
+    this.check(this.inData && this.inTx && this.headersEnded, 'end of data');
     this.inData = false;
     this.inTx = false;
     this.messages++;
@@ -344,6 +351,8 @@ export async function fuzzSession(rng: Rng): Promise<[number, number, number]> {
   else p.end();
   await immediate();
   if (handler.violations.length > 0) throw new Error(`the protocol called the handler ${handler.violations.join(', ')}`);
+  // the protocol turns its own exceptions into this 421: for the fuzzer, a crash
+  if (io.text.includes('Internal error; closing connection')) throw new Error('the protocol threw');
   const replies = checkReplyText(io.text);
   if (replies === 0) throw new Error('not even a greeting');
   return [lines, replies, handler.messages];
@@ -361,7 +370,24 @@ export function fuzzMessage(rng: Rng): number {
   stuffed += '.\r\n';
   const read = (bytes: Buffer): Buffer => {
     const headers: string[] = [];
-    const reader = new MessageReader({ maxSize: 1_000_000, maxLine: 1000, bareLineEnd: 'normalize', sink: { header: (n) => headers.push(n), body: () => {} } });
+    const body: Buffer[] = [];
+    let ended = 0;
+    const reader = new MessageReader({
+      maxSize: 1_000_000,
+      maxLine: 1000,
+      bareLineEnd: 'normalize',
+      sink: {
+        header: (n) => {
+          if (ended) throw new Error('a header field after the end of the headers');
+          headers.push(n);
+        },
+        endOfHeaders: () => ended++,
+        body: (chunk) => {
+          if (!ended) throw new Error('body content before the end of the headers');
+          body.push(chunk);
+        },
+      },
+    });
     let end = -1;
     for (const c of chunks(rng, bytes)) {
       if (end !== -1) throw new Error('content after the end of data was read');
@@ -371,6 +397,10 @@ export function fuzzMessage(rng: Rng): number {
     if (end === -1) throw new Error('the end of data was not found');
     if (reader.longLine || reader.oversize) throw new Error('limits tripped on a small message');
     if (headers.length !== reader.message.headers.length) throw new Error('a header field was not streamed');
+    if (ended !== 1) throw new Error(`the end of the headers was reported ${ended} times`);
+    // the body streamed is what is kept, less the separator line
+    const kept = Buffer.concat(reader.message.body);
+    if (!Buffer.concat(body).equals(reader.message.separated ? kept.subarray(2) : kept)) throw new Error('the streamed body differs from the kept one');
     return Buffer.concat([...reader.message.headers.map((h) => h.raw), ...reader.message.body]);
   };
   const out = read(Buffer.from(stuffed));

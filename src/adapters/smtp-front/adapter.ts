@@ -226,7 +226,8 @@ export class FrontSession implements SmtpHandler {
 
   async connect(): Promise<Reply | null> {
     try {
-      this.session = this.options.engine.session(this.info.remoteAddress);
+      // header values reach the engine byte for byte, leading space kept (DKIM needs the exact octets)
+      this.session = this.options.engine.session(this.info.remoteAddress, { headerLeadingSpaceStripped: false, encoding: 'latin1' });
     } catch (err) {
       this.log('error', 'smtp: no session for this client address', { client: this.info.remoteAddress, error: (err as Error).message });
       return reply(421, '4.3.0', 'Cannot identify the client address');
@@ -385,6 +386,10 @@ export class FrontSession implements SmtpHandler {
 
   header(name: string, value: string): void {
     this.session?.header(name, value);
+  }
+
+  endOfHeaders(): void {
+    this.session?.endOfHeaders();
   }
 
   body(chunk: Buffer): void {

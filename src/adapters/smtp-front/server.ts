@@ -320,7 +320,11 @@ const CR = 13;
 const LF = 10;
 
 interface ContentSink {
+  /** a complete header field: its name, and its value byte for byte (latin1) after the colon */
   header(name: string, value: string): void;
+  /** the header section is over (also when the content had none, or no empty line after it) */
+  endOfHeaders(): void;
+  /** body content after the empty separator line */
   body(chunk: Buffer): void;
 }
 
@@ -493,7 +497,8 @@ export class MessageReader {
   private headerLine(content: Buffer): void {
     if (content.length === 0) {
       this.endHeaders(true);
-      this.appendBody(CRLF);
+      // the separator is kept for relaying, but is not body content (DKIM's body hash starts after it)
+      if (!this.refused) this.message.body.push(CRLF);
       return;
     }
     const c0 = content[0];
@@ -525,17 +530,15 @@ export class MessageReader {
     this.field = null;
     const raw = Buffer.concat(f.parts);
     this.message.headers.push({ name: f.name, raw });
-    const value = raw
-      .subarray(f.colon + 1, raw.length - 2)
-      .toString('utf8')
-      .replace(/^[ \t]/, '');
-    this.sink.header(f.name, value);
+    // byte for byte (DKIM's simple canonicalization): the leading space and folding kept
+    this.sink.header(f.name, raw.subarray(f.colon + 1, raw.length - 2).toString('latin1'));
   }
 
   private endHeaders(separated: boolean): void {
     this.finishField();
     this.inHeaders = false;
     this.message.separated = separated;
+    this.sink.endOfHeaders();
   }
 
   private appendBody(chunk: Buffer): void {
@@ -597,9 +600,14 @@ export interface SmtpHandler {
   rcpt(address: string, transaction: Transaction): Promise<Reply | null>;
   /** before the 354: a non-3xx reply refuses DATA */
   data(transaction: Transaction): Promise<Reply | null>;
-  /** each header field as it completes (name as received, value after the colon, folding kept) */
+  /**
+   * Each header field as it completes: the name as received, the value byte for byte after the
+   * colon (leading space and folding CRLFs kept, octets as latin1 characters).
+   */
   header(name: string, value: string): void;
-  /** body content as it arrives (CRLF line ends, unstuffed) */
+  /** the header section is complete */
+  endOfHeaders(): void;
+  /** body content as it arrives, after the separator line (CRLF line ends, unstuffed) */
   body(chunk: Buffer): void;
   /** the final reply to the message; the transaction ends with it whatever it says */
   endOfData(message: ReceivedMessage, transaction: Transaction, receipt: ReceiptInfo): Promise<Reply>;
@@ -848,6 +856,13 @@ export class SmtpProtocol {
           break;
         }
         if (SYNC_POINTS.has(verb) || !this.moreInput()) this.flush();
+      }
+    } catch {
+      // a bug here must end this connection, not the process (an unhandled rejection would)
+      if (!this.closed) {
+        this.out = [];
+        this.send(reply(421, '4.3.0', `${this.options.hostname} Internal error; closing connection`));
+        this.finish();
       }
     } finally {
       this.running = false;
@@ -1124,6 +1139,13 @@ export class SmtpProtocol {
             // a handler bug must not break the framing
           }
         },
+        endOfHeaders: () => {
+          try {
+            handler.endOfHeaders();
+          } catch {
+            // as above
+          }
+        },
         body: (chunk) => {
           try {
             handler.body(chunk);
@@ -1323,7 +1345,7 @@ export function createSmtpServer(options: SmtpServerOptions): SmtpServer {
       protocol.end();
       if (live.size === 0) for (const wake of drained.splice(0)) wake();
     });
-    void protocol.start();
+    protocol.start().catch(() => raw.destroy());
   });
   server.on('error', (err) => log('error', 'smtp: listener error', { error: err.message }));
 

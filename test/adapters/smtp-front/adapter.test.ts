@@ -3,7 +3,10 @@
  * (in-memory DNS), and the scriptable back-end sink (test/support/smtp-sink.ts).
  */
 import assert from 'node:assert/strict';
+// an independent DKIM signer: mailauth (a dev dependency)
+import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -15,11 +18,12 @@ import { type Config, defaultConfig } from '../../../src/policy/config.ts';
 import type { PolicyHook } from '../../../src/policy/hook.ts';
 import { tempDir } from '../../support/fixtures.ts';
 import { type SmtpSinkOptions, startSmtpSink } from '../../support/smtp-sink.ts';
-import { MemoryResolver } from '../../support/zone.ts';
+import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
 import { frontZone } from './fixtures.ts';
 import { Wire } from './wire.ts';
 
 interface Setup {
+  zone?: ZoneData;
   mutate?: (c: Config) => void;
   hook?: PolicyHook;
   sink?: SmtpSinkOptions;
@@ -30,7 +34,7 @@ interface Setup {
 }
 
 async function setup(options: Setup = {}) {
-  const resolver = new MemoryResolver(frontZone());
+  const resolver = new MemoryResolver({ ...frontZone(), ...options.zone });
   const config = defaultConfig();
   config.authservId = 'mx.receiver.example';
   config.ratings.registries = [{ zone: 'registry.example' }];
@@ -464,4 +468,34 @@ test('Received:, message composition and reply mapping', () => {
   assert.deepEqual(verdictReply(v('REJECT', 250, '')), { code: 550, enhanced: '5.7.1', lines: ['t'] });
   assert.deepEqual(verdictReply(v('TEMPFAIL', 451, '5.7.1')), { code: 451, enhanced: '4.0.0', lines: ['t'] });
   assert.deepEqual(verdictReply(v('ACCEPT', 250, ''), '2.1.5'), { code: 250, enhanced: '2.1.5', lines: ['t'] });
+});
+
+test('DKIM through the front-end: the header bytes and the dot-stuffed body reach the engine exactly (simple/simple)', async () => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const unsigned =
+    'From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= and Grüße,\r\n\tfolded\r\n' +
+    'Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\r\nHello Bob,\r\n.a line with a dot\r\n..two\r\n\r\n';
+  const signed = (
+    (await dkimSign(Buffer.from(unsigned), {
+      signatureData: [{ signingDomain: 'example.com', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, canonicalization: 'simple/simple' }],
+    } as never)) as { signatures: string }
+  ).signatures + unsigned;
+  const s = await setup({ zone: { 'sel._domainkey.example.com': [{ TXT: `v=DKIM1; k=rsa; p=${p}` }] } });
+  try {
+    const c = await s.connect();
+    await c.cmd('EHLO client.example');
+    await c.cmd('ID unrated.example');
+    await c.cmd('MAIL FROM:<alice@unrated.example>');
+    await c.cmd('RCPT TO:<bob@example.org>');
+    assert.equal((await c.data(signed)).code, 250);
+    await c.quit();
+    const [m] = await s.sink.waitFor(1);
+    const ar = /^Authentication-Results: [\s\S]*?(?=\r\n\S)/m.exec(m!.data)![0].replace(/\r\n\t/g, ' ');
+    assert.match(ar, /dkim=pass header\.d=example\.com/, ar);
+    // and the message went on unchanged below our headers
+    assert.ok(m!.data.endsWith(signed));
+  } finally {
+    await s.close();
+  }
 });
