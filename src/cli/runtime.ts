@@ -5,6 +5,7 @@ import { DnsblMonitor } from '../checks/dnsbl/index.ts';
 import { Engine, type Logger, type Prepared, prepareConfig } from '../engine/engine.ts';
 import type { Config } from '../policy/config.ts';
 import { PolicyStore } from '../policy/store.ts';
+import type { Telemetry } from '../telemetry/telemetry.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -16,12 +17,15 @@ export interface RuntimeOptions {
   log?: Logger;
   /** keep the DNSBL self-test monitor running (daemons); one-shot commands skip it */
   monitor?: boolean;
+  /** watches the engine (mail-log line, metrics) and the resolver's statistics */
+  telemetry?: Telemetry;
 }
 
 export interface Runtime {
   store: PolicyStore<Prepared>;
   engine: Engine;
   resolver: Resolver & { close(): unknown };
+  telemetry?: Telemetry;
   close(): Promise<void>;
 }
 
@@ -72,11 +76,20 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     });
     monitor.start();
   }
-  const engine = new Engine({ resolver: active, policy: store, ...(monitor ? { dnsblMonitor: monitor } : {}), ...(options.log ? { log: options.log } : {}) });
+  const telemetry = options.telemetry;
+  telemetry?.watchResolver(() => active.stats());
+  const engine = new Engine({
+    resolver: active,
+    policy: store,
+    ...(monitor ? { dnsblMonitor: monitor } : {}),
+    ...(options.log ? { log: options.log } : {}),
+    ...(telemetry ? { observer: telemetry.observer } : {}),
+  });
   return {
     store,
     engine,
     resolver: active,
+    ...(telemetry ? { telemetry } : {}),
     async close() {
       monitor?.stop();
       await store.current().prepared.siq?.client.close();

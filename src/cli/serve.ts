@@ -4,6 +4,7 @@
  * policy; SIGTERM/SIGINT stop accepting, drain, and exit 0.
  */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createHttpAdapter } from '../adapters/http/server.ts';
 import type { Logger } from '../engine/engine.ts';
@@ -13,6 +14,8 @@ import { policyListener } from './policy.ts';
 import { readsocketListener } from './readsocket.ts';
 import { type Runtime, startRuntime } from './runtime.ts';
 import { smtpListener } from './smtp.ts';
+import { createStructuredLog, levelFromEnv, type StructuredLog, stdoutLines } from '../telemetry/log.ts';
+import { Telemetry } from '../telemetry/telemetry.ts';
 import { USAGE } from './usage.ts';
 
 /** A running listener: where it listens, and how to stop it (finishing work in progress). */
@@ -43,7 +46,11 @@ const http: ListenerKind = {
   configured: (runtime) => runtime.store.current().config.http.listen,
   async start(runtime, listen) {
     const { host, port } = parseListen(listen);
-    const server = createHttpAdapter({ engine: runtime.engine });
+    const telemetry = runtime.telemetry;
+    const server = createHttpAdapter({
+      engine: runtime.engine,
+      ...(telemetry ? { metrics: () => telemetry.metrics(), connections: telemetry.connections } : {}),
+    });
     server.listen(port, host);
     await once(server, 'listening');
     const a = server.address();
@@ -69,9 +76,23 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const jsonLog: Logger = (level, message, fields) => {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg: message, ...fields })}\n`);
-};
+let structured: StructuredLog | undefined;
+
+/** The daemon's JSON log on stderr (pino, made at first use; level from CHECKID_LOG_LEVEL). */
+function structuredLog(): StructuredLog {
+  structured ??= createStructuredLog({ level: levelFromEnv(process.env.CHECKID_LOG_LEVEL) });
+  return structured;
+}
+
+export const jsonLog: Logger = (level, message, fields) => structuredLog().log(level, message, fields);
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 /**
  * Runs `serve` (every configured listener) or one listener alone (`only`, with `--listen`
@@ -97,6 +118,8 @@ export async function runListeners(command: string, argv: string[], only?: strin
       ...(values.resolver ? { resolverServers: values.resolver } : {}),
       log: jsonLog,
       monitor: true,
+      // one mail-log line per final verdict on stdout; metrics on the HTTP API's GET /metrics
+      telemetry: new Telemetry({ mailLog: stdoutLines(), version: version(), ...(structuredLog().enabled('debug') ? { verdictLog: jsonLog } : {}) }),
     });
   } catch (err) {
     const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
@@ -138,5 +161,6 @@ export async function runListeners(command: string, argv: string[], only?: strin
   process.off('SIGHUP', onHup);
   await Promise.all(running.map((r) => r.close()));
   await runtime.close();
+  structuredLog().flush();
   return 0;
 }

@@ -14,6 +14,7 @@ import type { PolicyStore } from '../policy/store.ts';
 import type { PolicyHook } from '../policy/hook.ts';
 import { Session, type SessionOptions } from './session.ts';
 import type { Verdict } from './verdict.ts';
+import type { EngineObserver } from './observer.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, message: string, fields?: Record<string, unknown>) => void;
@@ -35,6 +36,8 @@ export interface EngineContext {
   policy: Pick<PolicyStore<Prepared>, 'current'>;
   dnsblMonitor?: DnsblZoneHealth;
   log: Logger;
+  /** told each stage's verdict and each check's result (logs, metrics): observer.ts */
+  observer?: EngineObserver;
 }
 
 export interface EngineOptions {
@@ -43,6 +46,7 @@ export interface EngineOptions {
   clock?: Clock;
   dnsblMonitor?: DnsblZoneHealth;
   log?: Logger;
+  observer?: EngineObserver;
 }
 
 /** Builds what a config needs at run time (the PolicyStore's `prepare`). */
@@ -111,6 +115,7 @@ export class Engine {
       policy: options.policy,
       ...(options.dnsblMonitor ? { dnsblMonitor: options.dnsblMonitor } : {}),
       log: options.log ?? (() => {}),
+      ...(options.observer ? { observer: options.observer } : {}),
     };
   }
 

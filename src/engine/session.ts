@@ -23,6 +23,7 @@ import { DeadlineError, withDeadline } from './deadline.ts';
 import type { EngineContext, Prepared } from './engine.ts';
 import { emptyFacts, type Facts, type RatingsFact } from './facts.ts';
 import type { Stage, Verdict } from './verdict.ts';
+import { type CheckName, checkResult, notifyCheck, notifyVerdict } from './observer.ts';
 
 /** Bad input from the adapter (not an IP, CR/LF in a command argument, an ID that is no domain). */
 export class SessionError extends Error {
@@ -77,8 +78,37 @@ export class Session {
     return { resolver: this.ctx.resolver, clock: this.ctx.clock, signal };
   }
 
-  /** Runs a stage's checks within the deadline, then the policy (and hook); never throws. */
+  /** Runs a stage (runStage) and tells the engine's observer, if any, what it decided. */
   private async stage(stage: Stage, what: string, work: ((signal: AbortSignal) => Promise<void>) | null, recipient?: string): Promise<Verdict> {
+    const observer = this.ctx.observer;
+    if (!observer) return this.runStage(stage, what, work, recipient);
+    const started = performance.now();
+    const verdict = await this.runStage(stage, what, work, recipient);
+    const ms = performance.now() - started;
+    if (stage === 'eom') {
+      // dkim, arc and dmarc run together in this stage: their results, with the stage's time
+      for (const d of this.facts.dkim ?? []) notifyCheck(observer, { name: 'dkim', result: d.result }, this.ctx.log);
+      if (this.facts.arc) notifyCheck(observer, { name: 'arc', result: checkResult('arc', this.facts.arc) }, this.ctx.log);
+      if (this.facts.dmarc) notifyCheck(observer, { name: 'dmarc', result: this.facts.dmarc.result }, this.ctx.log);
+    }
+    notifyVerdict(observer, { stage, verdict, facts: this.facts, ms, ...(recipient !== undefined ? { recipient } : {}) }, this.ctx.log);
+    return verdict;
+  }
+
+  /** A check's promise, timed and reported to the observer when it settles with a result. */
+  private timed<T>(name: CheckName, task: Promise<T>): Promise<T> {
+    const observer = this.ctx.observer;
+    if (!observer?.check) return task;
+    const started = performance.now();
+    return task.then((value) => {
+      // undefined: the check had nothing to do (no rating providers) and is not reported
+      if (value !== undefined) notifyCheck(observer, { name, result: checkResult(name, value), ms: performance.now() - started }, this.ctx.log);
+      return value;
+    });
+  }
+
+  /** Runs a stage's checks within the deadline, then the policy (and hook); never throws. */
+  private async runStage(stage: Stage, what: string, work: ((signal: AbortSignal) => Promise<void>) | null, recipient?: string): Promise<Verdict> {
     const config = this.config;
     if (work) {
       try {
@@ -136,7 +166,7 @@ export class Session {
       const tasks: Promise<void>[] = [];
       if (prepared.ipZones.length > 0) {
         tasks.push(
-          checkDnsbl({ ip }, this.deps(signal), { zones: prepared.ipZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal }).then((r) => {
+          this.timed('dnsbl', checkDnsbl({ ip }, this.deps(signal), { zones: prepared.ipZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal })).then((r) => {
             this.ipDnsbl = r;
             this.facts.dnsbl = r;
           }),
@@ -144,7 +174,7 @@ export class Session {
       }
       if (config.iprev.enabled) {
         tasks.push(
-          checkIprev({ ip }, this.deps(signal), { signal }).then((r) => {
+          this.timed('iprev', checkIprev({ ip }, this.deps(signal), { signal })).then((r) => {
             this.facts.iprev = r;
           }),
         );
@@ -176,12 +206,12 @@ export class Session {
       // SPF and CSA first: the HELO check's "3-strikes" verdict uses them (and iprev from connect)
       await Promise.all([
         config.csa.enabled
-          ? checkCsa({ ip, helo }, deps, { signal }).then((r) => {
+          ? this.timed('csa', checkCsa({ ip, helo }, deps, { signal })).then((r) => {
               this.facts.csa = r;
             })
           : undefined,
         config.spf.helo && isFqdn(helo)
-          ? spfHelo({ ip, helo }, deps).then((r) => {
+          ? this.timed('spf_helo', spfHelo({ ip, helo }, deps)).then((r) => {
               this.facts.spfHelo = r;
             })
           : undefined,
@@ -189,11 +219,11 @@ export class Session {
       const tasks: Promise<void>[] = [];
       if (config.helo.enabled) {
         tasks.push(
-          checkHeloName(
+          this.timed('helo', checkHeloName(
             { ip, helo, ...(f.iprev ? { iprev: f.iprev } : {}), ...(f.spfHelo ? { spfHelo: f.spfHelo.result } : {}), ...(f.csa ? { csa: f.csa.result } : {}) },
             deps,
             { localNames: config.helo.localNames, signal },
-          ).then((r) => {
+          )).then((r) => {
             this.facts.helo = r;
           }),
         );
@@ -220,8 +250,8 @@ export class Session {
     const spfTask: Promise<SpfFact> =
       source === 'helo' && this.facts.spfHelo
         ? Promise.resolve(this.facts.spfHelo)
-        : checkHost({ ip, domain, sender: `postmaster@${domain}`, ...(helo ? { helo } : {}), receiver: this.config.authservId }, deps);
-    const [spf, ratings] = await Promise.all([spfTask, this.rate(domain, signal)]);
+        : this.timed('identity', checkHost({ ip, domain, sender: `postmaster@${domain}`, ...(helo ? { helo } : {}), receiver: this.config.authservId }, deps));
+    const [spf, ratings] = await Promise.all([spfTask, this.timed('ratings', this.rate(domain, signal))]);
     this.facts.identity = { domain, source, method: 'SPF1', result: spf.result, spf };
     if (ratings) this.facts.ratings = ratings;
     else delete this.facts.ratings;
@@ -263,7 +293,7 @@ export class Session {
       const tasks: Promise<unknown>[] = [];
       if (config.spf.mailFrom) {
         tasks.push(
-          checkMailFrom({ ip, mailFrom, helo }, deps).then((r) => {
+          this.timed('spf', checkMailFrom({ ip, mailFrom, helo }, deps)).then((r) => {
             this.facts.spfMailFrom = r;
           }),
         );
@@ -272,7 +302,7 @@ export class Session {
       if (siq) {
         const subject = { ip, domain: this.facts.identity?.domain ?? '', mailFromDomain: domainOfAddress(mailFrom) };
         tasks.push(
-          siq.rate(subject, { signal }).then((r) => {
+          this.timed('siq', siq.rate(subject, { signal })).then((r) => {
             this.facts.siq = r;
           }),
         );
@@ -282,7 +312,7 @@ export class Session {
         const e = this.facts.envelope;
         const domains = { helo: e.helo, mailfrom: domainOfAddress(mailFrom) || undefined, id: e.id };
         tasks.push(
-          checkDnsbl({ domains }, deps, { zones: domainZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal }).then((r) => {
+          this.timed('dnsbl_domain', checkDnsbl({ domains }, deps, { zones: domainZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal })).then((r) => {
             this.facts.dnsbl = mergeDnsbl(this.ipDnsbl, r);
           }),
         );

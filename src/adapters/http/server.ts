@@ -1,17 +1,23 @@
 /**
  * The HTTP API adapter: `POST /v1/check` takes the checkID arguments as JSON and answers with the
  * verdict, for MTAs with their own plug-in mechanisms. Knows HTTP and the engine, no check.
+ * `GET /metrics` serves the Prometheus text the `metrics` option renders (docs/operations.md).
  *
  *   {"ip": "192.0.2.1", "id": "example.com", "helo": "mx.example.com", "mail_from": "a@example.com",
  *    "rcpt": ["b@example.org"], "headers": "Subject: hi\r\n...", "body": "..."}
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Engine } from '../../engine/engine.ts';
+import { type ConnectionTracker, trackSocket } from '../../telemetry/connections.ts';
 
 export interface HttpAdapterOptions {
   engine: Engine;
   /** request bodies larger than this are refused with 413 (default 25 MiB) */
   maxBodyBytes?: number;
+  /** the exposition text for GET /metrics; without it there is no /metrics */
+  metrics?: () => string;
+  /** counts the API's connections as listener "http" */
+  connections?: ConnectionTracker;
 }
 
 class HttpError extends Error {
@@ -21,6 +27,9 @@ class HttpError extends Error {
     this.status = status;
   }
 }
+
+/** Prometheus text exposition format 0.0.4 */
+const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = `${JSON.stringify(body)}\n`;
@@ -83,10 +92,19 @@ export function parseCheckRequest(text: string) {
 
 export function createHttpAdapter(options: HttpAdapterOptions): Server {
   const max = options.maxBodyBytes ?? 25 * 1024 * 1024;
-  return createServer(async (req, res) => {
+  const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (url.pathname === '/healthz') return send(res, 200, { ok: true });
+      if (url.pathname === '/metrics' && options.metrics) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          res.setHeader('allow', 'GET, HEAD');
+          throw new HttpError(405, 'use GET');
+        }
+        const text = options.metrics();
+        res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
+        return void res.end(req.method === 'HEAD' ? undefined : text);
+      }
       if (url.pathname !== '/v1/check') throw new HttpError(404, `no such endpoint ${url.pathname}; use POST /v1/check`);
       if (req.method !== 'POST') {
         res.setHeader('allow', 'POST');
@@ -116,4 +134,6 @@ export function createHttpAdapter(options: HttpAdapterOptions): Server {
       send(res, 500, { error: 'internal error', detail: (err as Error).message });
     }
   });
+  server.on('connection', (socket) => trackSocket(options.connections, 'http', socket));
+  return server;
 }

@@ -23,7 +23,10 @@ export interface Daemon {
 export async function startDaemon(command: 'policy' | 'readsocket', options: { resolver: string; listen?: string; configExtra?: string }): Promise<Daemon> {
   const configPath = join(tempDir(`checkid-${command}-`), 'checkid.yaml');
   writeFileSync(configPath, `${ADAPTER_CONFIG_YAML}${options.configExtra ?? ''}`);
-  const child = spawnChild(process.execPath, [CHECKID_BIN, command, '--listen', options.listen ?? 'inet:127.0.0.1:0', '--config', configPath, '--resolver', options.resolver]);
+  // debug: the tests read the per-request 'policy answer' / 'readsocket answer' entries
+  const child = spawnChild(process.execPath, [CHECKID_BIN, command, '--listen', options.listen ?? 'inet:127.0.0.1:0', '--config', configPath, '--resolver', options.resolver], {
+    env: { ...process.env, CHECKID_LOG_LEVEL: 'debug' },
+  });
   const log = () =>
     child
       .output()

@@ -1,0 +1,69 @@
+/** `checkid serve`: the mail-log line on stdout, JSON logs on stderr, GET /metrics on the HTTP API. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, test } from 'node:test';
+import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
+import { CHECKID_BIN, FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
+
+let dns: DnsTestServer;
+before(async () => {
+  dns = await startDnsServer({ zone: seedZone() });
+});
+after(async () => {
+  await dns.close();
+});
+
+test('serve writes one mail-log line per final verdict to stdout and counts it in /metrics', async () => {
+  const config = join(tempDir('checkid-telemetry-'), 'checkid.yaml');
+  writeFileSync(config, `${readFileSync(join(FIXTURES, 'seed-authent.yaml'), 'utf8')}\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\n`);
+  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', dns.address], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CHECKID_LOG_LEVEL: 'info' },
+  });
+  try {
+    const stderr = createInterface({ input: child.stderr! })[Symbol.asyncIterator]();
+    let listening: { level: string; msg: string; http: string; time: string } | undefined;
+    while (!listening) {
+      const { value, done } = await stderr.next();
+      assert.ok(!done, 'serve exited before listening');
+      const entry = JSON.parse(value) as { level: string; msg: string; http: string; time: string };
+      if (entry.msg === 'checkid listening') listening = entry;
+    }
+    assert.equal(listening.level, 'info');
+    assert.match(listening.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const base = `http://${listening.http}`;
+    const stdout = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+
+    const r = (await (await fetch(`${base}/v1/check`, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.net', mail_from: 'a@example.net', rcpt: ['b@example.org'] }) })).json()) as { action: string };
+    assert.equal(r.action, 'REJECT');
+    const line = await stdout.next();
+    assert.equal(
+      line.value,
+      `checkid: client=[192.0.2.1] helo=- id=example.net from=- to=- stage=id action=REJECT reply="550 5.7.1 Sending MTA '192.0.2.1' not authorized by 'example.net'" reason=identity-spf-fail facts="iprev=pass id=fail ratings=none"`,
+    );
+
+    const metrics = await fetch(`${base}/metrics`);
+    assert.equal(metrics.status, 200);
+    const text = await metrics.text();
+    assert.match(text, /^checkid_verdicts_total\{stage="id",action="REJECT",reason="identity-spf-fail"\} 1$/m);
+    assert.match(text, /^checkid_check_results_total\{check="identity",result="fail"\} 1$/m);
+    assert.match(text, /^checkid_build_info\{version="\d+\.\d+\.\d+"\} 1$/m);
+    // the seed asks DNS for SPF, iprev and ratings: all through the resolver whose stats we read
+    const lookups = Number(/^checkid_dns_lookups_total (\d+)$/m.exec(text)?.[1]);
+    const misses = Number(/^checkid_dns_cache_misses_total (\d+)$/m.exec(text)?.[1]);
+    assert.ok(lookups >= 3, `lookups ${lookups}`);
+    assert.ok(misses >= 1 && misses <= lookups);
+    assert.match(text, /^checkid_connections_total\{listener="http"\} [1-9]\d*$/m);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      assert.equal(code, 0);
+    }
+  }
+});
