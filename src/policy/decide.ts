@@ -20,9 +20,15 @@ const REPLY_CONTINUE: SmtpReply = { code: 250, xcode: '', text: 'OK' };
 /** RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets; leave room for code and enhanced code */
 const MAX_REPLY_TEXT = 400;
 
-/** Reply text may carry sender-controlled strings (HELO, exp= macros): one safe line, bounded. */
+/**
+ * Reply text may carry sender-controlled strings (HELO, exp= macros): one line of printable
+ * US-ASCII (RFC 5321 §4.2), bounded.
+ */
 export function replyText(text: string): string {
-  const clean = sanitize(text).replace(/\s+/g, ' ').trim();
+  const clean = sanitize(text)
+    .replace(/\s+/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .trim();
   return clean.length > MAX_REPLY_TEXT ? `${clean.slice(0, MAX_REPLY_TEXT - 3)}...` : clean;
 }
 

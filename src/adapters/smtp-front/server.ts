@@ -1179,10 +1179,10 @@ export class SmtpProtocol {
       r = reply(
         500,
         '5.5.2',
-        `Message has a line longer than ${this.limits.maxTextLine - 2} characters (RFC 5321 §4.5.3.1.6)`,
+        `Message has a line longer than ${this.limits.maxTextLine - 2} characters (RFC 5321 section 4.5.3.1.6)`,
       );
     else if (reader.bareLineEnd && this.options.bareLineEnd === 'reject')
-      r = reply(550, '5.5.2', 'Message has a bare CR or LF; lines must end with CRLF (RFC 5321 §2.3.8)');
+      r = reply(550, '5.5.2', 'Message has a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)');
     else {
       const receipt: ReceiptInfo = {
         helo: this.helo?.name ?? '',

@@ -329,7 +329,7 @@ test('DATA: only CRLF.CRLF ends the message; bare LF is normalised or refused', 
 
   const strict = await open(recorder(), { bareLineEnd: 'reject' });
   await strict.say('EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@d.example>\r\nDATA\r\n');
-  assert.equal(await strict.say('Subject: s\r\n\r\nline\n.\nmore\r\n.\r\n'), '550 5.5.2 Message has a bare CR or LF; lines must end with CRLF (RFC 5321 §2.3.8)');
+  assert.equal(await strict.say('Subject: s\r\n\r\nline\n.\nmore\r\n.\r\n'), '550 5.5.2 Message has a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)');
   assert.equal(strict.handler.messages.length, 0);
   assert.ok(strict.handler.calls.includes('RESET'));
   // the connection goes on
@@ -392,7 +392,7 @@ test('limits: command line length, text line length, SIZE at MAIL and while rece
   await lines.say('EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<r@d.example>\r\nDATA\r\n');
   assert.equal(await lines.say(`${'a'.repeat(998)}\r\n.\r\n`), '250 2.0.0 queued');
   await lines.say('MAIL FROM:<a@b.example>\r\nRCPT TO:<r@d.example>\r\nDATA\r\n');
-  assert.equal(await lines.say(`${'a'.repeat(999)}\r\n.\r\n`), '500 5.5.2 Message has a line longer than 998 characters (RFC 5321 §4.5.3.1.6)');
+  assert.equal(await lines.say(`${'a'.repeat(999)}\r\n.\r\n`), '500 5.5.2 Message has a line longer than 998 characters (RFC 5321 section 4.5.3.1.6)');
 });
 
 test('limits: recipients per transaction, commands and errors per connection', async () => {
