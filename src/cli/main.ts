@@ -1,5 +1,6 @@
 /** `checkid <command>`: one file per command; this one dispatches. */
 import { runCheck } from './check.ts';
+import { runDoctorCommand } from './doctor.ts';
 import { runIntegrate } from './integrate.ts';
 import { runQmailQueue } from './qmail.ts';
 import { runListeners } from './serve.ts';
@@ -23,6 +24,8 @@ export async function main(argv: string[]): Promise<number> {
       return runQmailQueue(rest);
     case 'integrate':
       return runIntegrate(rest);
+    case 'doctor':
+      return runDoctorCommand(rest);
     case 'smtp':
       return runSmtp(rest);
     case 'siq':

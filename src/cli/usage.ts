@@ -18,12 +18,15 @@ commands:
            checkid qmail-queue [--qmail-queue /var/qmail/bin/qmail-queue] [--config FILE] [--resolver HOST:PORT]
   integrate  print the set-up for an MTA (postfix, sendmail, exim, qmail, exchange)
            checkid integrate <mta> [--config FILE]
+  doctor   look for the classic set-up mistakes (resolver refused by Spamhaus, DNS timeouts, no IPv6,
+           unsafe milter socket directory, Postfix not asking checkid, clock) and say how to fix each
+           checkid doctor [--config FILE] [--resolver HOST:PORT] [--postfix-config FILE] [--time-url URL] [--json]
   smtp     start the SMTP front-end alone: speaks ID, relays to the MTA behind it (docs/adapters/smtp-front.md)
            checkid smtp --listen 127.0.0.1:2525 --relay 127.0.0.1:25 [--tls-cert FILE --tls-key FILE] [--hostname NAME]
                         [--config FILE] [--resolver HOST:PORT]
   siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
            checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
 
-Exit status: 0 whatever the verdict; 2 for usage errors, 3 for configuration errors.
-Docs: docs/cli.md, docs/configuration.md
+Exit status: 0 whatever the verdict (doctor: 1 when a check fails); 2 for usage errors, 3 for configuration errors.
+Docs: docs/cli.md, docs/configuration.md, docs/operations.md
 `;

@@ -128,25 +128,30 @@ async function clearSocketPath(path: string): Promise<void> {
 
 /**
  * Sendmail refuses a socket when any directory on its path is group- or world-writable, even
- * /tmp with its sticky bit ("unsafe: World writable directory"): warn about the first such one.
+ * /tmp with its sticky bit ("unsafe: World writable directory"): the first such directory, from
+ * the socket's own up to /; null when there is none (or a directory cannot be read: missing).
  */
-function checkSocketDirectory(path: string, log: Logger): void {
+export function unsafeSocketDirectory(path: string): { directory: string; mode: number } | null {
   for (let dir = dirname(path); ; dir = dirname(dir)) {
     try {
       const mode = statSync(dir).mode & 0o7777;
-      if (mode & 0o022) {
-        log('warn', 'milter socket path has a group- or world-writable directory: Sendmail will refuse it ("unsafe: Group/World writable directory"); use a 0750 directory whose parents only root may write to', {
-          socket: path,
-          directory: dir,
-          mode: `0${mode.toString(8)}`,
-        });
-        return;
-      }
+      if (mode & 0o022) return { directory: dir, mode };
     } catch {
-      return; // listen() reports a missing directory
+      return null; // listen() reports a missing directory
     }
-    if (dir === dirname(dir)) return;
+    if (dir === dirname(dir)) return null;
   }
+}
+
+/** Warns about the directory unsafeSocketDirectory finds (`checkid doctor` reports it too). */
+function checkSocketDirectory(path: string, log: Logger): void {
+  const unsafe = unsafeSocketDirectory(path);
+  if (!unsafe) return;
+  log('warn', 'milter socket path has a group- or world-writable directory: Sendmail will refuse it ("unsafe: Group/World writable directory"); use a 0750 directory whose parents only root may write to', {
+    socket: path,
+    directory: unsafe.directory,
+    mode: `0${unsafe.mode.toString(8)}`,
+  });
 }
 
 export async function startMilterServer(options: MilterServerOptions): Promise<MilterServer> {
