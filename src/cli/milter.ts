@@ -10,7 +10,8 @@ export const milterListener: ListenerKind = {
   name: 'milter',
   configured: (runtime) => runtime.store.current().config.milter.listen,
   async start(runtime, listen, log) {
-    const server = await startMilterServer({ engine: runtime.engine, listen, log });
+    const connections = runtime.telemetry?.connections;
+    const server = await startMilterServer({ engine: runtime.engine, listen, log, ...(connections ? { connections } : {}) });
     return { name: 'milter', address: server.address, close: () => server.close() };
   },
 };

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, type Server } from 'node:net';
 import { createPolicyServer } from '../adapters/policyd/server.ts';
+import { trackSocket } from '../telemetry/connections.ts';
 import type { ListenerKind, RunningListener } from './serve.ts';
 
 export type SocketSpec = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -72,6 +73,7 @@ export const policyListener: ListenerKind = {
   configured: (runtime) => runtime.store.current().config.policy.listen,
   async start(runtime, listen, log): Promise<RunningListener> {
     const policy = createPolicyServer({ engine: runtime.engine, log });
+    policy.server.on('connection', (socket) => trackSocket(runtime.telemetry?.connections, 'policy', socket));
     const { address, unlink } = await listenOn(policy.server, listen);
     return {
       name: 'policy',

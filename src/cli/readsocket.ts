@@ -4,6 +4,7 @@
  * `readsocket.listen` is set.
  */
 import { createReadsocketServer } from '../adapters/exim/server.ts';
+import { trackSocket } from '../telemetry/connections.ts';
 import { listenOn, removeSocket } from './policy.ts';
 import type { ListenerKind, RunningListener } from './serve.ts';
 
@@ -12,6 +13,7 @@ export const readsocketListener: ListenerKind = {
   configured: (runtime) => runtime.store.current().config.readsocket.listen,
   async start(runtime, listen, log): Promise<RunningListener> {
     const readsocket = createReadsocketServer({ engine: runtime.engine, log });
+    readsocket.server.on('connection', (socket) => trackSocket(runtime.telemetry?.connections, 'readsocket', socket));
     const { address, unlink } = await listenOn(readsocket.server, listen);
     return {
       name: 'readsocket',

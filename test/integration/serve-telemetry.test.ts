@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
@@ -19,18 +20,22 @@ after(async () => {
 
 test('serve writes one mail-log line per final verdict to stdout and counts it in /metrics', async () => {
   const config = join(tempDir('checkid-telemetry-'), 'checkid.yaml');
-  writeFileSync(config, `${readFileSync(join(FIXTURES, 'seed-authent.yaml'), 'utf8')}\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\n`);
+  writeFileSync(
+    config,
+    `${readFileSync(join(FIXTURES, 'seed-authent.yaml'), 'utf8')}\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: inet:127.0.0.1:0\npolicy:\n  listen: inet:127.0.0.1:0\nreadsocket:\n  listen: inet:127.0.0.1:0\n`,
+  );
   const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', dns.address], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CHECKID_LOG_LEVEL: 'info' },
   });
   try {
     const stderr = createInterface({ input: child.stderr! })[Symbol.asyncIterator]();
-    let listening: { level: string; msg: string; http: string; time: string } | undefined;
+    type Listening = { level: string; msg: string; http: string; time: string; milter: string; policy: string; readsocket: string };
+    let listening: Listening | undefined;
     while (!listening) {
       const { value, done } = await stderr.next();
       assert.ok(!done, 'serve exited before listening');
-      const entry = JSON.parse(value) as { level: string; msg: string; http: string; time: string };
+      const entry = JSON.parse(value) as Listening;
       if (entry.msg === 'checkid listening') listening = entry;
     }
     assert.equal(listening.level, 'info');
@@ -58,6 +63,18 @@ test('serve writes one mail-log line per final verdict to stdout and counts it i
     assert.ok(lookups >= 3, `lookups ${lookups}`);
     assert.ok(misses >= 1 && misses <= lookups);
     assert.match(text, /^checkid_connections_total\{listener="http"\} [1-9]\d*$/m);
+
+    // every listener counts its connections: one held open to each of milter, policy and readsocket
+    const port = (address: string) => Number(/:(\d+)$/.exec(address)![1]);
+    const held = [listening.milter, listening.policy, listening.readsocket].map((a) => net.connect(port(a), '127.0.0.1'));
+    await Promise.all(held.map((c) => once(c, 'connect')));
+    const want = ['milter', 'policy', 'readsocket'].map((l) => `checkid_connections_active{listener="${l}"} 1`);
+    let active: string[] = [];
+    for (let i = 0; i < 100 && !want.every((w) => active.includes(w)); i++) {
+      active = (await (await fetch(`${base}/metrics`)).text()).split('\n').filter((l) => l.startsWith('checkid_connections_active'));
+    }
+    for (const w of want) assert.ok(active.includes(w), `${w} in\n${active.join('\n')}`);
+    for (const c of held) c.destroy();
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = once(child, 'exit');

@@ -15,6 +15,7 @@ import { lstatSync, statSync, chmodSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, isAbsolute } from 'node:path';
 import type { Logger } from '../../engine/engine.ts';
+import { type ConnectionTracker, trackSocket } from '../../telemetry/connections.ts';
 import { MilterAdapter, type MilterAdapterOptions } from './adapter.ts';
 import { MilterSession } from './session.ts';
 import { DEFAULT_MAX_FRAME, type Frame, FrameDecoder, MilterProtocolError } from './wire.ts';
@@ -71,6 +72,8 @@ export interface MilterServerOptions extends MilterAdapterOptions {
   progressIntervalMs?: number;
   /** close(): how long connections in the middle of a message may take to finish (default 30 s) */
   closeGraceMs?: number;
+  /** counts the MTA's connections as listener "milter" (metrics) */
+  connections?: ConnectionTracker;
 }
 
 export interface MilterServer {
@@ -166,6 +169,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
       return;
     }
     socket.setNoDelay?.(true);
+    trackSocket(options.connections, 'milter', socket);
     const adapter = new MilterAdapter({ ...options, log });
     const session = new MilterSession(adapter, {
       send: (bytes) => {
