@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { createSmtpFront } from '../adapters/smtp-front/adapter.ts';
+import { trackSocket } from '../telemetry/connections.ts';
 import type { ListenerKind } from './serve.ts';
 
 /** The address syntax of smtp.listen and smtp.relay: HOST:PORT or [IPv6]:PORT. */
@@ -76,6 +77,7 @@ export const smtpListener: ListenerKind = {
       bareLineEnd: s.bareLf,
       log,
     });
+    front.server.on('connection', (socket) => trackSocket(runtime.telemetry?.connections, 'smtp', socket));
     const bound = await front.listen(port, host);
     return {
       name: 'smtp',

@@ -27,8 +27,8 @@ export interface CheckEvent {
   /** the check's outcome in one word: pass, fail, listed, score, timeout, … */
   result: string;
   /**
-   * the check's own time in milliseconds; absent for checks that run together inside the end of
-   * message stage (dkim, arc, dmarc), whose time is the eom stage's
+   * the check's own time in milliseconds (dkim and arc: from the end of the message to their
+   * results; the hashing happened while the body streamed)
    */
   ms?: number;
 }
@@ -40,6 +40,12 @@ export interface EngineObserver {
 
 /** The one-word outcome of a check's result, as the session hands it over. */
 export function checkResult(name: CheckName, value: unknown): string {
+  if (name === 'dkim' && Array.isArray(value)) {
+    // one word for the message: pass when any signature passed, else the first signature's result
+    const results = value as Array<{ result: string }>;
+    if (results.some((r) => r.result === 'pass')) return 'pass';
+    return results[0]?.result ?? 'none';
+  }
   const v = value as Record<string, unknown> | undefined;
   if (!v || typeof v !== 'object') return 'none';
   switch (name) {

@@ -79,19 +79,22 @@ export class Session {
   }
 
   /** Runs a stage (runStage) and tells the engine's observer, if any, what it decided. */
-  private async stage(stage: Stage, what: string, work: ((signal: AbortSignal) => Promise<void>) | null, recipient?: string): Promise<Verdict> {
+  private async stage(
+    stage: Stage,
+    what: string,
+    work: ((signal: AbortSignal) => Promise<void>) | null,
+    recipient?: string,
+  ): Promise<Verdict> {
     const observer = this.ctx.observer;
     if (!observer) return this.runStage(stage, what, work, recipient);
     const started = performance.now();
     const verdict = await this.runStage(stage, what, work, recipient);
     const ms = performance.now() - started;
-    if (stage === 'eom') {
-      // dkim, arc and dmarc run together in this stage: their results, with the stage's time
-      for (const d of this.facts.dkim ?? []) notifyCheck(observer, { name: 'dkim', result: d.result }, this.ctx.log);
-      if (this.facts.arc) notifyCheck(observer, { name: 'arc', result: checkResult('arc', this.facts.arc) }, this.ctx.log);
-      if (this.facts.dmarc) notifyCheck(observer, { name: 'dmarc', result: this.facts.dmarc.result }, this.ctx.log);
-    }
-    notifyVerdict(observer, { stage, verdict, facts: this.facts, ms, ...(recipient !== undefined ? { recipient } : {}) }, this.ctx.log);
+    notifyVerdict(
+      observer,
+      { stage, verdict, facts: this.facts, ms, ...(recipient !== undefined ? { recipient } : {}) },
+      this.ctx.log,
+    );
     return verdict;
   }
 
@@ -102,13 +105,23 @@ export class Session {
     const started = performance.now();
     return task.then((value) => {
       // undefined: the check had nothing to do (no rating providers) and is not reported
-      if (value !== undefined) notifyCheck(observer, { name, result: checkResult(name, value), ms: performance.now() - started }, this.ctx.log);
+      if (value !== undefined)
+        notifyCheck(
+          observer,
+          { name, result: checkResult(name, value), ms: performance.now() - started },
+          this.ctx.log,
+        );
       return value;
     });
   }
 
   /** Runs a stage's checks within the deadline, then the policy (and hook); never throws. */
-  private async runStage(stage: Stage, what: string, work: ((signal: AbortSignal) => Promise<void>) | null, recipient?: string): Promise<Verdict> {
+  private async runStage(
+    stage: Stage,
+    what: string,
+    work: ((signal: AbortSignal) => Promise<void>) | null,
+    recipient?: string,
+  ): Promise<Verdict> {
     const config = this.config;
     if (work) {
       try {
@@ -118,7 +131,13 @@ export class Session {
         // the operator's own lists need no DNS: they still decide when DNS is slow
         const local = this.facts.localList;
         if (local?.ip !== 'block' && local?.ip !== 'allow') {
-          return this.errorVerdict(stage, 'TEMPFAIL', { code: 451, xcode: '4.4.3', text: `Timeout checking ${what}; try again later` }, 'timeout', err.message);
+          return this.errorVerdict(
+            stage,
+            'TEMPFAIL',
+            { code: 451, xcode: '4.4.3', text: `Timeout checking ${what}; try again later` },
+            'timeout',
+            err.message,
+          );
         }
       }
     }
@@ -132,29 +151,60 @@ export class Session {
     if (hook) {
       try {
         const answer = await withDeadline(config.deadlineMs, 'policy hook', async () =>
-          hook({ stage, facts: this.facts, verdict, config, ...(recipient !== undefined ? { recipient } : {}) }),
+          hook({
+            stage,
+            facts: this.facts,
+            verdict,
+            config,
+            ...(recipient !== undefined ? { recipient } : {}),
+          }),
         );
         verdict = applyHookAnswer(verdict, answer, this.facts, config);
       } catch (err) {
-        this.ctx.log('error', 'policy hook failed; using the default verdict', { stage, error: (err as Error).message });
+        this.ctx.log('error', 'policy hook failed; using the default verdict', {
+          stage,
+          error: (err as Error).message,
+        });
         this.facts.internalErrors.push(`hook: ${(err as Error).message}`);
       }
     }
     return verdict;
   }
 
-  private errorVerdict(stage: Stage, action: 'TEMPFAIL' | 'ACCEPT', reply: Verdict['reply'], reason: string, detail: string): Verdict {
+  private errorVerdict(
+    stage: Stage,
+    action: 'TEMPFAIL' | 'ACCEPT',
+    reply: Verdict['reply'],
+    reason: string,
+    detail: string,
+  ): Verdict {
     return { action, reply, headers: [], removeHeaders: [], stage, reason, explanation: [detail] };
   }
 
   private internalError(stage: Stage, err: unknown): Verdict {
     const message = err instanceof Error ? `${err.message}` : String(err);
     this.facts.internalErrors.push(message);
-    this.ctx.log('error', 'internal error in a check; answering with on_error', { stage, error: message, stack: (err as Error)?.stack });
+    this.ctx.log('error', 'internal error in a check; answering with on_error', {
+      stage,
+      error: message,
+      stack: (err as Error)?.stack,
+    });
     if (this.config.onError === 'accept') {
-      return this.errorVerdict(stage, 'ACCEPT', { code: 250, xcode: '', text: 'Sender OK' }, 'internal-error', message);
+      return this.errorVerdict(
+        stage,
+        'ACCEPT',
+        { code: 250, xcode: '', text: 'Sender OK' },
+        'internal-error',
+        message,
+      );
     }
-    return this.errorVerdict(stage, 'TEMPFAIL', { code: 451, xcode: '4.3.0', text: 'Temporary internal error; try again later' }, 'internal-error', message);
+    return this.errorVerdict(
+      stage,
+      'TEMPFAIL',
+      { code: 451, xcode: '4.3.0', text: 'Temporary internal error; try again later' },
+      'internal-error',
+      message,
+    );
   }
 
   /** Connection: local lists, DNS block/allow lists and iprev start here. */
@@ -166,7 +216,14 @@ export class Session {
       const tasks: Promise<void>[] = [];
       if (prepared.ipZones.length > 0) {
         tasks.push(
-          this.timed('dnsbl', checkDnsbl({ ip }, this.deps(signal), { zones: prepared.ipZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal })).then((r) => {
+          this.timed(
+            'dnsbl',
+            checkDnsbl({ ip }, this.deps(signal), {
+              zones: prepared.ipZones,
+              ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}),
+              signal,
+            }),
+          ).then((r) => {
             this.ipDnsbl = r;
             this.facts.dnsbl = r;
           }),
@@ -219,16 +276,26 @@ export class Session {
       const tasks: Promise<void>[] = [];
       if (config.helo.enabled) {
         tasks.push(
-          this.timed('helo', checkHeloName(
-            { ip, helo, ...(f.iprev ? { iprev: f.iprev } : {}), ...(f.spfHelo ? { spfHelo: f.spfHelo.result } : {}), ...(f.csa ? { csa: f.csa.result } : {}) },
-            deps,
-            { localNames: config.helo.localNames, signal },
-          )).then((r) => {
+          this.timed(
+            'helo',
+            checkHeloName(
+              {
+                ip,
+                helo,
+                ...(f.iprev ? { iprev: f.iprev } : {}),
+                ...(f.spfHelo ? { spfHelo: f.spfHelo.result } : {}),
+                ...(f.csa ? { csa: f.csa.result } : {}),
+              },
+              deps,
+              { localNames: config.helo.localNames, signal },
+            ),
+          ).then((r) => {
             this.facts.helo = r;
           }),
         );
       }
-      if (!f.envelope.id && config.identity.useHelo && isFqdn(helo)) tasks.push(this.authenticateIdentity(normalizeDomain(helo), 'helo', signal));
+      if (!f.envelope.id && config.identity.useHelo && isFqdn(helo))
+        tasks.push(this.authenticateIdentity(normalizeDomain(helo), 'helo', signal));
       await Promise.all(tasks);
     });
   }
@@ -236,21 +303,38 @@ export class Session {
   /** The ID command (declared identity): SPF on the ID domain, and its ratings. */
   async id(domain: string): Promise<Verdict> {
     const raw = argument('ID', domain);
-    if (!isFqdn(raw)) throw new SessionError(`ID ${JSON.stringify(raw)} is not a fully qualified domain name`);
+    if (!isFqdn(raw))
+      throw new SessionError(`ID ${JSON.stringify(raw)} is not a fully qualified domain name`);
     const id = normalizeDomain(raw);
     this.facts.envelope.id = id;
     this.checkLocalDomains();
     return this.stage('id', `ID ${id}`, (signal) => this.authenticateIdentity(id, 'id', signal));
   }
 
-  private async authenticateIdentity(domain: string, source: 'id' | 'helo', signal: AbortSignal): Promise<void> {
+  private async authenticateIdentity(
+    domain: string,
+    source: 'id' | 'helo',
+    signal: AbortSignal,
+  ): Promise<void> {
     const ip = this.facts.envelope.ip;
     const deps = this.deps(signal);
     const helo = this.facts.envelope.helo;
     const spfTask: Promise<SpfFact> =
       source === 'helo' && this.facts.spfHelo
         ? Promise.resolve(this.facts.spfHelo)
-        : this.timed('identity', checkHost({ ip, domain, sender: `postmaster@${domain}`, ...(helo ? { helo } : {}), receiver: this.config.authservId }, deps));
+        : this.timed(
+            'identity',
+            checkHost(
+              {
+                ip,
+                domain,
+                sender: `postmaster@${domain}`,
+                ...(helo ? { helo } : {}),
+                receiver: this.config.authservId,
+              },
+              deps,
+            ),
+          );
     const [spf, ratings] = await Promise.all([spfTask, this.timed('ratings', this.rate(domain, signal))]);
     this.facts.identity = { domain, source, method: 'SPF1', result: spf.result, spf };
     if (ratings) this.facts.ratings = ratings;
@@ -262,9 +346,16 @@ export class Session {
     if (providers.length === 0) return undefined;
     const outcomes: ProviderOutcome[] = await Promise.all(
       providers.map((p) =>
-        p.rate({ ip: this.facts.envelope.ip, domain }, { signal }).catch(
-          (err: unknown): ProviderOutcome => ({ provider: p.name, status: 'temperror', ratings: [], message: (err as Error).message }),
-        ),
+        p
+          .rate({ ip: this.facts.envelope.ip, domain }, { signal })
+          .catch(
+            (err: unknown): ProviderOutcome => ({
+              provider: p.name,
+              status: 'temperror',
+              ratings: [],
+              message: (err as Error).message,
+            }),
+          ),
       ),
     );
     const ratings: Rating[] = outcomes.flatMap((o) => (o.status === 'found' ? o.ratings : []));
@@ -276,7 +367,17 @@ export class Session {
           ? 'permerror'
           : 'none';
     const c = this.config.ratings;
-    return { domain, status, outcomes, ratings, scores: scoreRatings(ratings, { services: c.services, defaultScale: c.defaultScale, trustUnlisted: c.trustUnlisted }) };
+    return {
+      domain,
+      status,
+      outcomes,
+      ratings,
+      scores: scoreRatings(ratings, {
+        services: c.services,
+        defaultScale: c.defaultScale,
+        trustUnlisted: c.trustUnlisted,
+      }),
+    };
   }
 
   /** MAIL FROM: SPF for the envelope sender; domain block lists for the sender's domains. */
@@ -300,7 +401,11 @@ export class Session {
       }
       const siq = this.policy.prepared.siq;
       if (siq) {
-        const subject = { ip, domain: this.facts.identity?.domain ?? '', mailFromDomain: domainOfAddress(mailFrom) };
+        const subject = {
+          ip,
+          domain: this.facts.identity?.domain ?? '',
+          mailFromDomain: domainOfAddress(mailFrom),
+        };
         tasks.push(
           this.timed('siq', siq.rate(subject, { signal })).then((r) => {
             this.facts.siq = r;
@@ -312,7 +417,14 @@ export class Session {
         const e = this.facts.envelope;
         const domains = { helo: e.helo, mailfrom: domainOfAddress(mailFrom) || undefined, id: e.id };
         tasks.push(
-          this.timed('dnsbl_domain', checkDnsbl({ domains }, deps, { zones: domainZones, ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}), signal })).then((r) => {
+          this.timed(
+            'dnsbl_domain',
+            checkDnsbl({ domains }, deps, {
+              zones: domainZones,
+              ...(this.ctx.dnsblMonitor ? { monitor: this.ctx.dnsblMonitor } : {}),
+              signal,
+            }),
+          ).then((r) => {
             this.facts.dnsbl = mergeDnsbl(this.ipDnsbl, r);
           }),
         );
@@ -366,8 +478,15 @@ export class Session {
     if (key === 'from') this.fromValues.push(value);
     const n = (this.headerCounts.get(key) ?? 0) + 1;
     this.headerCounts.set(key, n);
-    if (key === AUTHENTICATION_RESULTS.toLowerCase() && isForgedAuthenticationResults(value, this.config.authservId)) {
-      this.facts.forgedAuthResults.push({ name: name.trim(), occurrence: n, reason: `carries our authserv-id ${this.config.authservId}` });
+    if (
+      key === AUTHENTICATION_RESULTS.toLowerCase() &&
+      isForgedAuthenticationResults(value, this.config.authservId)
+    ) {
+      this.facts.forgedAuthResults.push({
+        name: name.trim(),
+        occurrence: n,
+        reason: `carries our authserv-id ${this.config.authservId}`,
+      });
     }
   }
 
@@ -394,18 +513,24 @@ export class Session {
     return this.stage('eom', 'end of message', async (signal) => {
       if (!seen) return;
       const f = this.facts;
-      const [dkim, arcResult] = await Promise.all([verifier?.finish(), arc?.finish()]);
+      const [dkim, arcResult] = await Promise.all([
+        verifier ? this.timed('dkim', verifier.finish()) : undefined,
+        arc ? this.timed('arc', arc.finish()) : undefined,
+      ]);
       if (dkim) f.dkim = dkim;
       if (arcResult) f.arc = arcResult;
       if (config.dmarc.enabled) {
-        f.dmarc = await checkDmarc(
-          {
-            from: this.fromValues,
-            spf: f.spfMailFrom ?? null,
-            dkim: f.dkim ?? [],
-            envelope: { mailFrom: f.envelope.mailFrom ?? '', helo: f.envelope.helo ?? '' },
-          },
-          { resolver: this.ctx.resolver, signal },
+        f.dmarc = await this.timed(
+          'dmarc',
+          checkDmarc(
+            {
+              from: this.fromValues,
+              spf: f.spfMailFrom ?? null,
+              dkim: f.dkim ?? [],
+              envelope: { mailFrom: f.envelope.mailFrom ?? '', helo: f.envelope.helo ?? '' },
+            },
+            { resolver: this.ctx.resolver, signal },
+          ),
         );
       }
     });
@@ -437,7 +562,9 @@ export class Session {
     const e = this.facts.envelope;
     const list = this.policy.prepared.localList;
     const ipResult = this.facts.localList;
-    const domains = list.check({ domains: { helo: e.helo, mailfrom: e.mailFrom ? domainOfAddress(e.mailFrom) : undefined, id: e.id } }).domains;
+    const domains = list.check({
+      domains: { helo: e.helo, mailfrom: e.mailFrom ? domainOfAddress(e.mailFrom) : undefined, id: e.id },
+    }).domains;
     this.facts.localList = { ...(ipResult ?? { ip: 'none' }), domains };
   }
 }

@@ -74,9 +74,8 @@ test('the observer sees every stage and every check; verdicts and check results 
     checks.map((c) => `${c.name}=${c.result}`),
     ['iprev=pass', 'spf_helo=pass', 'helo=pass', 'spf=pass', 'dkim=none', 'arc=none', 'dmarc=none'],
   );
-  // checks timed alone carry their time; the end-of-message ones run together and do not
-  assert.ok(checks.filter((c) => !['dkim', 'arc', 'dmarc'].includes(c.name)).every((c) => typeof c.ms === 'number'));
-  assert.ok(checks.filter((c) => ['dkim', 'arc', 'dmarc'].includes(c.name)).every((c) => c.ms === undefined));
+  // every check carries its own time, the end-of-message ones included
+  assert.ok(checks.every((c) => typeof c.ms === 'number' && c.ms >= 0));
 
   const text = telemetry.metrics();
   assert.deepEqual(samples(text, 'checkid_build_info'), ['checkid_build_info{version="9.9.9"} 1']);
