@@ -89,11 +89,11 @@ test('the observer sees every stage and every check; verdicts and check results 
     'checkid_check_results_total{check="arc",result="none"} 1',
     'checkid_check_results_total{check="dmarc",result="none"} 1',
   ]);
-  // one stage histogram per stage, each counted once; the check histogram has no eom checks
+  // one stage histogram per stage, each counted once; every check has its own latency histogram
   assert.deepEqual(samples(text, 'checkid_stage_duration_seconds_count'), ['connect', 'helo', 'mail', 'rcpt', 'eom'].map((s) => `checkid_stage_duration_seconds_count{stage="${s}"} 1`));
   assert.deepEqual(
     samples(text, 'checkid_check_duration_seconds_count').map((l) => l.replace(/ \d+$/, '')),
-    ['iprev', 'spf_helo', 'helo', 'spf'].map((c) => `checkid_check_duration_seconds_count{check="${c}"}`),
+    ['iprev', 'spf_helo', 'helo', 'spf', 'dkim', 'arc', 'dmarc'].map((c) => `checkid_check_duration_seconds_count{check="${c}"}`),
   );
   assert.ok(samples(text, 'checkid_check_duration_seconds_bucket').some((l) => l === 'checkid_check_duration_seconds_bucket{check="iprev",le="+Inf"} 1'));
 });
