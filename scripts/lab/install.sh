@@ -14,7 +14,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LAB=${CHECKID_LAB_DIR:-$ROOT/.cache/lab}
-SENDMAIL_VERSION=8.17.1.9-2+deb12u2
 start=$(date +%s)
 
 say() { printf 'lab-install: %s\n' "$*" >&2; }
@@ -28,13 +27,17 @@ command -v apt-get >/dev/null || die "apt-get not found: the lab needs Debian 12
 
 # Packages the lab uses. The libraries are the unpacked sendmail binary's run-time needs (its .deb
 # dependencies, without sendmail-base's postinst); m4 builds sendmail.cf from the unpacked cf tree.
-PACKAGES=(postfix swaks m4 rspamd
+PACKAGES=(postfix swaks m4
   libdb5.3 libldap-2.5-0 liblockfile1 libnsl2 libsasl2-2 libssl3 libwrap0 procps)
+# The benchmark's peer: installed on its own, and its failure is only a warning.
+OPTIONAL=(rspamd)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 missing=()
 for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+optional=()
+for p in "${OPTIONAL[@]}"; do installed "$p" || optional+=("$p"); done
 
 running_pid() { # pid file → pid if that process is alive
   [ -f "$1" ] || return 1
@@ -52,30 +55,42 @@ apt_update() {
   fi
 }
 
-if [ ${#missing[@]} -gt 0 ]; then
+# Keep every postinst from starting a daemon, even on an image without a policy-rc.d.
+guard_services() {
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# checkid lab install: no service starts during package installs\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+}
+
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@" >/dev/null
+}
+
+if [ ${#missing[@]} -gt 0 ] || [ ${#optional[@]} -gt 0 ]; then
   # Package lists can be absent (fresh image) or too old for the current archive: update once.
   apt_update
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   echo "postfix postfix/mailname string mx.test.example" | debconf-set-selections
-  # Keep every postinst from starting a daemon, even on an image without a policy-rc.d.
-  guard=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    guard=/usr/sbin/policy-rc.d
-    printf '#!/bin/sh\n# checkid lab install: no service starts during package installs\nexit 101\n' >"$guard"
-    chmod 755 "$guard"
-    trap 'rm -f "$guard"' EXIT
+  guard_services
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "apt-get install ${missing[*]}"
+    apt_install "${missing[@]}"
   fi
-  say "apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
-  # Belt and braces: whatever a postinst managed to start, we stop (only if we just installed it).
+  if [ ${#optional[@]} -gt 0 ]; then
+    say "apt-get install ${optional[*]}"
+    apt_install "${optional[@]}" || say "WARNING: apt-get install ${optional[*]} failed (see above)"
+  fi
+  # Belt and braces: whatever a postinst managed to start, we stop (only what we just installed).
   if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
     if pid=$(running_pid /var/spool/postfix/pid/master.pid); then
       say "stopping the system Postfix its package started (pid $pid)"
       postfix stop >/dev/null 2>&1 || kill "$pid"
     fi
   fi
-  if printf '%s\n' "${missing[@]}" | grep -qx rspamd; then
+  if [ ${#optional[@]} -gt 0 ]; then
     if pid=$(running_pid /run/rspamd/rspamd.pid); then
       say "stopping the system rspamd its package started (pid $pid)"
       kill "$pid"
@@ -92,21 +107,25 @@ if [ -x /usr/bin/rspamd ] && /usr/bin/rspamd --version >/dev/null 2>&1; then rsp
 # Sendmail: downloaded and unpacked, never installed (it conflicts with postfix).
 SM=$LAB/sendmail
 SM_BIN=$SM/usr/libexec/sendmail/sendmail
-if [ "$(cat "$SM/.version" 2>/dev/null)" != "$SENDMAIL_VERSION" ] || [ ! -x "$SM_BIN" ]; then
+# The version is Debian's current one (a security update replaces the old .deb in the archive);
+# a tree that is there and complete is kept, whatever its version.
+if [ ! -s "$SM/.version" ] || [ ! -x "$SM_BIN" ] || [ ! -f "$SM/usr/share/sendmail/cf/m4/cf.m4" ]; then
   apt_update
+  version=$(apt-cache policy sendmail-bin | sed -n 's/^ *Candidate: //p')
+  [ -n "$version" ] && [ "$version" != "(none)" ] || die "Debian's package lists have no sendmail-bin"
   debs=$LAB/debs
   rm -rf "$SM" "$debs"
   mkdir -p "$debs" "$SM"
-  say "apt-get download sendmail-bin sendmail-base sendmail-cf ($SENDMAIL_VERSION)"
+  say "apt-get download sendmail-bin sendmail-base sendmail-cf ($version)"
   # apt's download runs as the _apt user where it can; a root-owned 700 dir only makes it warn.
   chmod 755 "$debs"
-  (cd "$debs" && apt-get download -qq "sendmail-bin=$SENDMAIL_VERSION" "sendmail-base=$SENDMAIL_VERSION" "sendmail-cf=$SENDMAIL_VERSION" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+  (cd "$debs" && apt-get download -qq "sendmail-bin=$version" "sendmail-base=$version" "sendmail-cf=$version" 2>&1 | grep -v 'unsandboxed' >&2 || true)
   shopt -s nullglob
   files=("$debs"/sendmail-*.deb)
   [ ${#files[@]} = 3 ] || die "apt-get download fetched ${#files[@]} of 3 sendmail packages (see above)"
   for d in "${files[@]}"; do dpkg-deb -x "$d" "$SM"; done
   [ -x "$SM_BIN" ] || die "unpacked tree has no $SM_BIN"
-  echo "$SENDMAIL_VERSION" >"$SM/.version"
+  echo "$version" >"$SM/.version"
 fi
 if ldd "$SM_BIN" | grep -q 'not found'; then
   die "sendmail misses libraries: $(ldd "$SM_BIN" | grep 'not found' | tr -s ' \t' ' ')"
