@@ -11,12 +11,9 @@
  * A message without ARC header fields costs one pass over the field names; a chain that fails its
  * structure costs no DNS and no hashing. The body is never stored.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { type BodyHash, BodyHashes } from '../dkim/body-hash.ts';
 import { type Clock, systemClock } from '../../common/clock.ts';
 import {
-  type BodyCanonicalizer,
-  type Canonicalization,
-  createBodyCanonicalizer,
   relaxedHeaderValue,
 } from '../dkim/canon.ts';
 import {
@@ -51,36 +48,6 @@ import {
 } from './parse.ts';
 import { type ArcDeps, type ArcOptions, type ArcResult, DEFAULT_ARC_OPTIONS } from './types.ts';
 
-/** A canonical body hashed up to an optional l= limit. */
-class BodyHash {
-  readonly algorithm: HashAlgorithm;
-  readonly limit: number;
-  private readonly hash: Hash;
-  private digest: Buffer | null = null;
-  private hashed = 0;
-  constructor(algorithm: HashAlgorithm, limit: number) {
-    this.algorithm = algorithm;
-    this.limit = limit;
-    this.hash = createHash(algorithm);
-  }
-  update(data: Uint8Array): void {
-    const room = this.limit - this.hashed;
-    if (room <= 0) return;
-    const part = data.length > room ? data.subarray(0, room) : data;
-    this.hash.update(part);
-    this.hashed += part.length;
-  }
-  finish(): Buffer {
-    this.digest ??= this.hash.digest();
-    return this.digest;
-  }
-}
-
-interface BodyStream {
-  canon: BodyCanonicalizer;
-  targets: BodyHash[];
-}
-
 type Outcome = { status: 'pass' } | { status: 'fail' | 'temperror'; reason: string };
 
 /** One ARC-Message-Signature to verify. */
@@ -110,7 +77,7 @@ export class ArcVerifier {
   private readonly cache: DkimKeyCache;
   private readonly options: Required<ArcOptions>;
   private readonly fields: HeaderField[] = [];
-  private readonly streams = new Map<Canonicalization, BodyStream>();
+  private readonly bodyHashes = new BodyHashes();
   private chain: ArcChain | null = null;
   private ams: AmsCheck[] = [];
   private seals: SealCheck[] = [];
@@ -210,9 +177,9 @@ export class ArcVerifier {
     const selected = selectFields(this.fields, index, sig.signedHeaders, set.ams.at);
     const text = signedHeaderText(selected, sig.headerCanon, set.ams.field.name, sig.valueWithoutB);
     check.headerData = Buffer.from(text, this.options.encoding);
-    const stream = this.stream(sig.bodyCanon);
-    check.target = this.target(stream, sig.hash, sig.bodyLength);
-    check.canonLength = () => stream.canon.length;
+    const body = this.bodyHashes.target(sig.bodyCanon, sig.hash, sig.bodyLength);
+    check.target = body.hash;
+    check.canonLength = body.canonLength;
     check.key = this.lookup(sig.selector, sig.domain);
     return check;
   }
@@ -253,27 +220,6 @@ export class ArcVerifier {
     });
   }
 
-  private stream(c: Canonicalization): BodyStream {
-    let s = this.streams.get(c);
-    if (!s) {
-      const targets: BodyHash[] = [];
-      const canon = createBodyCanonicalizer(c, (data) => {
-        for (let i = 0; i < targets.length; i++) targets[i]!.update(data);
-      });
-      s = { canon, targets };
-      this.streams.set(c, s);
-    }
-    return s;
-  }
-
-  private target(stream: BodyStream, hash: HashAlgorithm, limit: number | undefined): BodyHash {
-    const l = limit ?? Number.POSITIVE_INFINITY;
-    for (const t of stream.targets) if (t.limit === l && t.algorithm === hash) return t;
-    const t = new BodyHash(hash, l);
-    stream.targets.push(t);
-    return t;
-  }
-
   /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
   body(chunk: Uint8Array | string): void {
     if (this.finished) {
@@ -281,16 +227,13 @@ export class ArcVerifier {
       return;
     }
     if (!this.headersDone) this.endOfHeaders();
-    if (this.streams.size === 0) return;
-    const data = typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk;
-    for (const s of this.streams.values()) s.canon.update(data);
+    if (!this.bodyHashes.needed) return;
+    this.bodyHashes.update(typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk);
   }
 
   /** Distinct body hashes being computed (one per canonicalization, hash and l=). */
   get bodyHashCount(): number {
-    let n = 0;
-    for (const s of this.streams.values()) n += s.targets.length;
-    return n;
+    return this.bodyHashes.count;
   }
 
   /** The Chain Validation Status and what decided it. Idempotent. */
@@ -302,10 +245,7 @@ export class ArcVerifier {
   private async conclude(): Promise<ArcResult> {
     if (!this.headersDone) this.endOfHeaders();
     this.finished = true;
-    for (const s of this.streams.values()) {
-      s.canon.finish();
-      for (const t of s.targets) t.finish();
-    }
+    this.bodyHashes.finish();
     const chain = this.chain!;
     if (chain.status === 'none')
       return { cv: 'none', instances: 0, sealers: [], reason: 'the message has no ARC header fields' };

@@ -10,9 +10,9 @@
  * Each distinct (body canonicalization, hash, l=) is hashed once however many signatures share
  * it; the body is never stored. Key look-ups start at endOfHeaders(), so DNS overlaps the body.
  */
-import { createHash, type Hash, verify as cryptoVerify } from 'node:crypto';
+import { type BodyHash, BodyHashes } from './body-hash.ts';
+import { createHash, verify as cryptoVerify } from 'node:crypto';
 import { type Clock, systemClock } from '../../common/clock.ts';
-import { type BodyCanonicalizer, type Canonicalization, createBodyCanonicalizer } from './canon.ts';
 import {
   type FieldIndex,
   type HeaderField,
@@ -26,7 +26,6 @@ import { type DkimKey, type DkimKeyCache, defaultKeyCache, type KeyLookup, keyAl
 import {
   checkSignatureTimes,
   type DkimSignature,
-  type HashAlgorithm,
   parseDkimSignature,
 } from './signature.ts';
 import {
@@ -37,37 +36,6 @@ import {
   type DkimResultCode,
 } from './types.ts';
 
-/** One body hash: a canonicalization's output, hashed up to an optional l= limit. */
-class BodyHashTarget {
-  readonly algorithm: HashAlgorithm;
-  readonly hash: Hash;
-  readonly limit: number;
-  hashed = 0;
-  digest: Buffer | null = null;
-  constructor(algorithm: HashAlgorithm, limit: number) {
-    this.algorithm = algorithm;
-    this.hash = createHash(algorithm);
-    this.limit = limit;
-  }
-  update(data: Uint8Array): void {
-    const room = this.limit - this.hashed;
-    if (room <= 0) return;
-    const part = data.length > room ? data.subarray(0, room) : data;
-    this.hash.update(part);
-    this.hashed += part.length;
-  }
-  finish(): Buffer {
-    this.digest ??= this.hash.digest();
-    return this.digest;
-  }
-}
-
-/** A canonicalizer and the hashes fed from it. */
-interface BodyStream {
-  canon: BodyCanonicalizer;
-  targets: BodyHashTarget[];
-}
-
 interface Pending {
   index: number;
   /** decided before the body (unparsable, refused algorithm, expired…) */
@@ -75,7 +43,7 @@ interface Pending {
   partial: { domain: string; selector: string; b: string; algorithm: string };
   sig?: DkimSignature;
   headerData?: Buffer;
-  target?: BodyHashTarget;
+  target?: BodyHash;
   canonLength?: () => number;
   key?: Promise<KeyLookup>;
 }
@@ -99,7 +67,7 @@ export class DkimVerifier {
   private readonly options: Required<DkimOptions>;
   private readonly fields: HeaderField[] = [];
   private pending: Pending[] = [];
-  private readonly streams = new Map<Canonicalization, BodyStream>();
+  private readonly bodyHashes = new BodyHashes();
   private headersDone = false;
   private finished = false;
   private results: Promise<DkimResult[]> | null = null;
@@ -176,9 +144,9 @@ export class DkimVerifier {
     const selected = selectFields(this.fields, index, sig.signedHeaders, at);
     const text = signedHeaderText(selected, sig.headerCanon, field.name, sig.valueWithoutB);
     p.headerData = Buffer.from(text, this.options.encoding);
-    const stream = this.stream(sig.bodyCanon);
-    p.target = this.target(stream, sig.hash, sig.bodyLength);
-    p.canonLength = () => stream.canon.length;
+    const body = this.bodyHashes.target(sig.bodyCanon, sig.hash, sig.bodyLength);
+    p.target = body.hash;
+    p.canonLength = body.canonLength;
     // the look-up itself is not aborted with our signal: it is shared with other messages and
     // its answer still fills the cache; only our waiting for it stops
     const key = this.cache.lookup(this.deps.resolver, sig.selector, sig.domain);
@@ -190,27 +158,6 @@ export class DkimVerifier {
     return p;
   }
 
-  private stream(c: Canonicalization): BodyStream {
-    let s = this.streams.get(c);
-    if (!s) {
-      const targets: BodyHashTarget[] = [];
-      const canon = createBodyCanonicalizer(c, (data) => {
-        for (let i = 0; i < targets.length; i++) targets[i]!.update(data);
-      });
-      s = { canon, targets };
-      this.streams.set(c, s);
-    }
-    return s;
-  }
-
-  private target(stream: BodyStream, hash: HashAlgorithm, limit: number | undefined): BodyHashTarget {
-    const l = limit ?? Number.POSITIVE_INFINITY;
-    for (const t of stream.targets) if (t.limit === l && t.algorithm === hash) return t;
-    const t = new BodyHashTarget(hash, l);
-    stream.targets.push(t);
-    return t;
-  }
-
   /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
   body(chunk: Uint8Array | string): void {
     if (this.finished) {
@@ -218,23 +165,18 @@ export class DkimVerifier {
       return;
     }
     if (!this.headersDone) this.endOfHeaders();
-    if (this.streams.size === 0) return;
-    const data = typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk;
-    for (const s of this.streams.values()) s.canon.update(data);
+    if (!this.bodyHashes.needed) return;
+    this.bodyHashes.update(typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk);
   }
 
   /** Distinct body hashes being computed (one per canonicalization, hash and l=). */
   get bodyHashCount(): number {
-    let n = 0;
-    for (const s of this.streams.values()) n += s.targets.length;
-    return n;
+    return this.bodyHashes.count;
   }
 
   /** Octets of body state held between body() calls (fixed-size buffers only), for tests. */
   get bufferedBytes(): number {
-    let n = 0;
-    for (const s of this.streams.values()) n += s.canon.bufferedBytes;
-    return n;
+    return this.bodyHashes.bufferedBytes;
   }
 
   /** The results, one per verified DKIM-Signature (topmost first), or one `none`. Idempotent. */
@@ -246,10 +188,7 @@ export class DkimVerifier {
   private async conclude(): Promise<DkimResult[]> {
     if (!this.headersDone) this.endOfHeaders();
     this.finished = true;
-    for (const s of this.streams.values()) {
-      s.canon.finish();
-      for (const t of s.targets) t.finish();
-    }
+    this.bodyHashes.finish();
     if (this.pending.length === 0) {
       if (this.skippedSignatures > 0) {
         const reason = `${this.skippedSignatures} DKIM-Signature fields not verified (maxSignatures ${this.options.maxSignatures})`;
