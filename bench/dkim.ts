@@ -27,29 +27,16 @@ import {
 import { DkimKeyCache, parseKeyRecord } from '../src/checks/dkim/key.ts';
 import { parseDkimSignature } from '../src/checks/dkim/signature.ts';
 import { verifyMessage } from '../src/checks/dkim/verifier.ts';
-import type { DnsResult, RecordType, Resolver } from '../src/dns/types.ts';
 import { prng } from '../fuzz/support/prng.ts';
 import { Zone } from '../test/support/zone.ts';
 import { numberArg } from './support/args.ts';
 import { mailauthResolver } from './support/mailauth-resolver.ts';
+import { ZoneResolver } from './support/zone-resolver.ts';
 
 const SECONDS = numberArg('seconds', 0.5);
 const ROUNDS = Math.floor(numberArg('rounds', 3));
 const MESSAGES = Math.floor(numberArg('messages', 200));
 const TARGET_BYTES = 10 * 1024;
-
-/** The in-memory resolver both sides use, asynchronous like a real one, without a query log. */
-class ZoneResolver implements Resolver {
-  readonly zone: Zone;
-  queries = 0;
-  constructor(zone: Zone) {
-    this.zone = zone;
-  }
-  async query<T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> {
-    this.queries++;
-    return this.zone.answer(name, type);
-  }
-}
 
 const rng = prng(2026);
 const WORDS = [

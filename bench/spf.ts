@@ -11,9 +11,10 @@
  */
 import { spf as mailauthSpf } from 'mailauth/lib/spf/index.js';
 import { checkHost } from '../src/checks/spf/index.ts';
-import type { DnsResult, MxRecord, RecordType, Resolver } from '../src/dns/types.ts';
 import { Zone, type ZoneData } from '../test/support/zone.ts';
 import { numberArg } from './support/args.ts';
+import { mailauthResolver } from './support/mailauth-resolver.ts';
+import { ZoneResolver } from './support/zone-resolver.ts';
 
 const SECONDS = numberArg('seconds', 0.4);
 const ROUNDS = Math.floor(numberArg('rounds', 2));
@@ -47,43 +48,8 @@ const CASES = [
   { name: 'exists-with-macros', domain: 'exists.bench.example', ip: '192.0.2.10', local: 'first-user', want: 'pass' },
 ] as const;
 
-/** The in-memory resolver both sides use: the Zone fixture's answers, asynchronously. */
-class ZoneResolver implements Resolver {
-  readonly zone: Zone;
-  queries = 0;
-  constructor(zone: Zone) {
-    this.zone = zone;
-  }
-  async query<T extends RecordType>(name: string, type: T): Promise<DnsResult<T>> {
-    this.queries++;
-    return this.zone.answer(name, type);
-  }
-}
-
-/** node:dns-style adapter for mailauth: TXT → string[][], MX → {exchange, priority}, errors by code. */
-function forMailauth(resolver: Resolver) {
-  return async (name: string, type: string): Promise<unknown> => {
-    const r = await resolver.query(name, type as RecordType);
-    if (r.status === 'ok') {
-      if (type === 'MX') return (r.records as MxRecord[]).map((m) => ({ exchange: m.exchange, priority: m.preference }));
-      return r.records;
-    }
-    const code =
-      r.status === 'nxdomain'
-        ? 'ENOTFOUND'
-        : r.status === 'nodata'
-          ? 'ENODATA'
-          : r.status === 'timeout'
-            ? 'ETIMEOUT'
-            : r.status === 'refused'
-              ? 'EREFUSED'
-              : 'ESERVFAIL';
-    throw Object.assign(new Error(`${type} ${name}: ${code}`), { code });
-  };
-}
-
 const resolver = new ZoneResolver(new Zone(ZONE));
-const adapter = forMailauth(resolver);
+const adapter = mailauthResolver(resolver);
 
 type Impl = 'ours' | 'mailauthStrict' | 'mailauthDefault';
 const IMPLS: Impl[] = ['ours', 'mailauthStrict', 'mailauthDefault'];

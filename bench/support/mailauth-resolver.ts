@@ -8,6 +8,9 @@ import type { RecordType, Resolver } from '../../src/dns/types.ts';
 // mailauth's typings say string[] | string[][]; MX answers are objects in practice (its docs).
 type MailauthResolver = (name: string, rrtype: string) => Promise<string[] | string[][]>;
 
+/** node:dns error codes, as mailauth reads them (NXDOMAIN and NODATA are void lookups for SPF) */
+const CODES: Record<string, string> = { nxdomain: 'ENOTFOUND', nodata: 'ENODATA', timeout: 'ETIMEOUT', refused: 'EREFUSED' };
+
 export function mailauthResolver(resolver: Resolver): MailauthResolver {
   return async (name, type) => {
     const r = await resolver.query(name, type as RecordType);
@@ -17,7 +20,6 @@ export function mailauthResolver(resolver: Resolver): MailauthResolver {
       }
       return r.records as string[] | string[][];
     }
-    const code = r.status === 'nxdomain' ? 'ENOTFOUND' : r.status === 'nodata' ? 'ENODATA' : r.status === 'timeout' ? 'ETIMEOUT' : 'ESERVFAIL';
-    throw Object.assign(new Error(code), { code });
+    throw Object.assign(new Error(`${type} ${name}: ${CODES[r.status] ?? 'ESERVFAIL'}`), { code: CODES[r.status] ?? 'ESERVFAIL' });
   };
 }
