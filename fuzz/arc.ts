@@ -34,7 +34,7 @@ import { decodeBase64, parseTagList } from '../src/checks/dkim/tags.ts';
 import { ManualClock } from '../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../test/support/zone.ts';
 import { mutate } from './dkim.ts';
-import { prng } from './support/prng.ts';
+import { pick, prng } from './support/prng.ts';
 
 const SUITE = new URL('../../shared/testdata/arc/arc-draft-validation-tests.yml', import.meta.url);
 
@@ -114,10 +114,6 @@ const ARC_TOKENS = [
   '(c)',
   ';;',
 ];
-
-function pick<T>(rng: () => number, items: readonly T[]): T {
-  return items[Math.floor(rng() * items.length)]!;
-}
 
 /** The DKIM fuzzer's mutations, plus ARC's own tokens inserted. */
 export function mutateArc(rng: () => number, seeds: readonly string[]): string {

@@ -30,7 +30,7 @@ import { decodeBase64, parseTagList, stripFws } from '../src/checks/dkim/tags.ts
 import { verifyMessage } from '../src/checks/dkim/verifier.ts';
 import { ManualClock } from '../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../test/support/zone.ts';
-import { prng } from './support/prng.ts';
+import { pick, prng } from './support/prng.ts';
 
 const TESTDATA = new URL('../../shared/testdata/', import.meta.url);
 
@@ -158,10 +158,6 @@ const ALPHABET = [
   'k=ed25519; ',
   'p=',
 ];
-
-function pick<T>(rng: () => number, items: readonly T[]): T {
-  return items[Math.floor(rng() * items.length)]!;
-}
 
 export function mutate(rng: () => number, seeds: readonly string[]): string {
   let s = pick(rng, seeds);

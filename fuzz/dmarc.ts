@@ -26,7 +26,7 @@ import {
   selectDmarcRecord,
 } from '../src/checks/dmarc/index.ts';
 import type { DnsResult, RecordType, Resolver } from '../src/dns/types.ts';
-import { prng } from './support/prng.ts';
+import { pick, prng } from './support/prng.ts';
 
 export const random = prng;
 
@@ -84,10 +84,6 @@ export function suiteSeeds(): { records: string[]; from: string[] } {
     // the shared data is optional for the fuzzer
   }
   return { records, from };
-}
-
-function pick<T>(rng: () => number, items: readonly T[]): T {
-  return items[Math.floor(rng() * items.length)]!;
 }
 
 const RECORD_PIECES = [

@@ -19,7 +19,7 @@
 import { encodeRequest, PolicyParser, PolicyProtocolError, type PolicyRequest } from '../src/adapters/policyd/protocol.ts';
 import { policyAction, requestToAsk } from '../src/adapters/policyd/server.ts';
 import { ACTIONS, type Verdict } from '../src/engine/verdict.ts';
-import { prng } from './support/prng.ts';
+import { pick, prng } from './support/prng.ts';
 
 export { prng };
 
@@ -74,10 +74,6 @@ export const SEEDS: string[] = [
 ];
 
 const PIECES = ['=', '\n', '\r\n', '\r', '\0', '\n\n', 'request=', 'smtpd_access_policy', 'protocol_state=', 'x'.repeat(300), '\u00ff', '\ud83d\ude00'];
-
-function pick<T>(rng: () => number, items: readonly T[]): T {
-  return items[Math.floor(rng() * items.length)]!;
-}
 
 /** A mutated stream: seeds glued together, then line and byte edits. */
 export function generate(rng: () => number): Buffer {

@@ -30,12 +30,11 @@ import {
   type SmtpIo,
   SmtpProtocol,
 } from '../src/adapters/smtp-front/server.ts';
-import { prng } from './support/prng.ts';
+import { pick, prng } from './support/prng.ts';
 
 export const random = prng;
 type Rng = () => number;
 
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 
 const DOMAINS = ['example.com', 'mx.example.com', 'a.b.c.example', 'localhost', '[192.0.2.1]', '[IPv6:2001:db8::1]', 'bücher.example', 'xn--bcher-kva.example', '-bad.example', 'a..b', '1.2.3.4', '', 'x'.repeat(70) + '.example', 'example.com.'];
 const LOCALS = ['a', 'first.last', '"quoted local"', '"a\\"b"', 'jörg', '.dot', 'a..b', '', 'x'.repeat(70), 'user+tag', "o'hara", 'postmaster'];

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { expandMacroString, type MacroString, type MacroValues, parseMacroString, truncateDomain } from '../src/checks/spf/macro.ts';
 import { parseRecord, selectRecord } from '../src/checks/spf/parse.ts';
-import { prng } from './support/prng.ts';
+import { pick, prng } from './support/prng.ts';
 
 /** The seeded PRNG, under the name the seed tests use. */
 export const random = prng;
@@ -80,10 +80,6 @@ const ALPHABET = [
 ];
 const NAMES = ['all', 'include', 'a', 'mx', 'ptr', 'ip4', 'ip6', 'exists', 'redirect', 'exp', 'default', 'x'];
 const LETTERS = [...'slodiphvSLODIPHVslodiphvcrtxa'];
-
-function pick<T>(rng: () => number, items: readonly T[]): T {
-  return items[Math.floor(rng() * items.length)]!;
-}
 
 function randomNumber(rng: () => number): string {
   const r = rng();

@@ -9,3 +9,18 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** One of `items`, chosen by `rng`. */
+export function pick<T>(rng: () => number, items: readonly T[]): T {
+  return items[Math.floor(rng() * items.length)]!;
+}
+
+/** True with probability `p`. */
+export function chance(rng: () => number, p: number): boolean {
+  return rng() < p;
+}
+
+/** A whole number from `lo` to `hi`, both included. */
+export function between(rng: () => number, lo: number, hi: number): number {
+  return lo + Math.floor(rng() * (hi - lo + 1));
+}

@@ -15,6 +15,7 @@ import { mailauthResolver } from '../../../bench/support/mailauth-resolver.ts';
 import { type ArcResult, verifyArc } from '../../../src/checks/arc/index.ts';
 import { ManualClock } from '../../../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
+import { between, chance, pick } from '../../../fuzz/support/prng.ts';
 
 export interface ArcKeys {
   rsa: { privatePem: string; p: string };
@@ -43,9 +44,6 @@ export function makeArcKeys(): ArcKeys {
 }
 
 type Rng = () => number;
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
-const chance = (rng: Rng, p: number) => rng() < p;
-const int = (rng: Rng, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 
 const WORDS = [
   'hello',
@@ -80,9 +78,9 @@ function body(rng: Rng): string {
   if (r < 0.05) return '';
   if (r < 0.1) return pick(rng, ['\r\n', '\r\n\r\n', ' \r\n', 'no final line end']);
   const lines: string[] = [];
-  for (let i = int(rng, 1, 15); i > 0; i--) {
+  for (let i = between(rng, 1, 15); i > 0; i--) {
     const k = rng();
-    lines.push(k < 0.15 ? '' : k < 0.2 ? ' \t' : text(rng, int(rng, 1, 10)) + (chance(rng, 0.2) ? '  ' : ''));
+    lines.push(k < 0.15 ? '' : k < 0.2 ? ' \t' : text(rng, between(rng, 1, 10)) + (chance(rng, 0.2) ? '  ' : ''));
   }
   return lines.join('\r\n') + pick(rng, ['\r\n', '\r\n', '\r\n\r\n\r\n', '']);
 }
@@ -105,7 +103,7 @@ function split(message: string): { head: string; rest: string } {
 /** What a forwarder may do to the message before sealing it (the chain stays valid). */
 function forwarderChange(rng: Rng, message: string): { message: string; what: string } {
   const { head, rest } = split(message);
-  switch (int(rng, 0, 4)) {
+  switch (between(rng, 0, 4)) {
     case 0:
       return { message: head.replace(/^Subject:/im, 'Subject: [list]') + rest, what: 'subject tagged' };
     case 1:
@@ -125,7 +123,7 @@ export async function generateArcCase(seed: number, rng: Rng, keys: ArcKeys): Pr
   const headers: Array<[string, string]> = [
     ['From', value(rng, pick(rng, ['a@example.com', 'Joe <joe@example.com>', '"Grüße" <g@example.org>']))],
     ['To', value(rng, 'list@lists.example')],
-    ['Subject', value(rng, text(rng, int(rng, 0, 6)))],
+    ['Subject', value(rng, text(rng, between(rng, 0, 6)))],
   ];
   if (chance(rng, 0.6)) headers.push(['Date', ' Thu, 15 Jan 2026 11:00:00 +0000']);
   if (chance(rng, 0.5)) headers.push(['Message-ID', ` <${seed}@example.com>`]);
@@ -136,7 +134,7 @@ export async function generateArcCase(seed: number, rng: Rng, keys: ArcKeys): Pr
   }
   let message = headers.map(([n, v]) => `${n}:${v}\r\n`).join('') + '\r\n' + body(rng);
   const zone: ZoneData = {};
-  const hops = chance(rng, 0.05) ? 0 : int(rng, 1, 4);
+  const hops = chance(rng, 0.05) ? 0 : between(rng, 1, 4);
   const sealers: Array<{ domain: string; type: 'rsa' | 'ed' }> = [];
   for (let i = 1; i <= hops; i++) {
     if (i > 1 && chance(rng, 0.5)) {
@@ -203,7 +201,7 @@ function mangle(
     ams: /^arc-message-signature/i,
     seal: /^arc-seal/i,
   };
-  const choice = int(rng, 0, 21);
+  const choice = between(rng, 0, 21);
   const need = [5, 6, 10, 11, 13].includes(choice)
     ? 'any'
     : choice === 7
@@ -269,7 +267,7 @@ function mangle(
     }
     case 11: {
       const at = pick(rng, candidates);
-      fields.splice(int(rng, 0, fields.length), 0, fields[at]!);
+      fields.splice(between(rng, 0, fields.length), 0, fields[at]!);
       return { message: join(fields), what: 'an ARC field duplicated' };
     }
     case 12: {
@@ -313,7 +311,7 @@ function mangle(
       return { message, what: `${keyName} of the other type` };
     case 19: {
       // a whole older set removed: a gap
-      const i = int(rng, 1, sealers.length);
+      const i = between(rng, 1, sealers.length);
       const kept = fields.filter(
         (f) => !(/^arc-/i.test(f) && new RegExp(`(^|[;:\\s])i\\s*=\\s*${i}\\s*[;\\s]`).test(f)),
       );

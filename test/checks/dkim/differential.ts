@@ -14,6 +14,7 @@ import { mailauthResolver } from '../../../bench/support/mailauth-resolver.ts';
 import { type DkimResult, verifyMessage } from '../../../src/checks/dkim/index.ts';
 import { ManualClock } from '../../../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
+import { between, chance, pick } from '../../../fuzz/support/prng.ts';
 
 export interface Keys {
   rsa: { privatePem: string; p: string };
@@ -45,9 +46,6 @@ export function makeKeys(): Keys {
 }
 
 type Rng = () => number;
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
-const chance = (rng: Rng, p: number) => rng() < p;
-const int = (rng: Rng, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 
 const WORDS = [
   'hello',
@@ -118,14 +116,14 @@ function body(rng: Rng): string {
   if (r < 0.08) return '\r\n';
   if (r < 0.1) return pick(rng, ['\r\n\r\n\r\n', ' \r\n\t\r\n', 'x', '   ']);
   const lines: string[] = [];
-  const n = int(rng, 1, chance(rng, 0.1) ? 200 : 20);
+  const n = between(rng, 1, chance(rng, 0.1) ? 200 : 20);
   for (let i = 0; i < n; i++) {
     const k = rng();
     if (k < 0.15) lines.push('');
     else if (k < 0.22) lines.push(pick(rng, [' ', '\t', '  \t ']));
-    else if (k < 0.25) lines.push('x'.repeat(int(rng, 100, 1200)));
+    else if (k < 0.25) lines.push('x'.repeat(between(rng, 100, 1200)));
     else {
-      let line = words(rng, int(rng, 1, 12));
+      let line = words(rng, between(rng, 1, 12));
       if (chance(rng, 0.2)) line = pick(rng, [' ', '\t', '  ']) + line;
       if (chance(rng, 0.25)) line += pick(rng, [' ', '\t', '  ', ' \t']);
       lines.push(line);
@@ -134,7 +132,7 @@ function body(rng: Rng): string {
   let b = lines.join('\r\n');
   const end = rng();
   if (end < 0.6) b += '\r\n';
-  else if (end < 0.85) b += '\r\n'.repeat(int(rng, 2, 6));
+  else if (end < 0.85) b += '\r\n'.repeat(between(rng, 2, 6));
   else if (end < 0.92) b += '\r\n \r\n\t\r\n';
   return b;
 }
@@ -170,10 +168,10 @@ export async function generateCase(seed: number, rng: Rng, keys: Keys): Promise<
     randomName(rng, 'From'),
     headerValue(rng, pick(rng, ['a@example.com', 'Joe <joe@example.com>', '"Grüße" <g@sub.example.com>'])),
   ]);
-  const count = int(rng, 1, 8);
+  const count = between(rng, 1, 8);
   for (let i = 0; i < count; i++) {
     const name = pick(rng, NAMES);
-    headers.push([randomName(rng, name), headerValue(rng, words(rng, int(rng, 0, 8)))]);
+    headers.push([randomName(rng, name), headerValue(rng, words(rng, between(rng, 0, 8)))]);
   }
   if (chance(rng, 0.2)) headers.push(['X-Empty', '']);
   // shuffle, keeping From somewhere
@@ -185,7 +183,7 @@ export async function generateCase(seed: number, rng: Rng, keys: Keys): Promise<
 
   const present = [...new Set(headers.map(([n]) => n.toLowerCase()))];
   const specs: SignSpec[] = [];
-  const nsig = chance(rng, 0.2) ? int(rng, 2, 3) : 1;
+  const nsig = chance(rng, 0.2) ? between(rng, 2, 3) : 1;
   for (let s = 0; s < nsig; s++) {
     const key = chance(rng, 0.55) ? 'rsa' : 'ed';
     const spec: SignSpec = {
@@ -202,14 +200,14 @@ export async function generateCase(seed: number, rng: Rng, keys: Keys): Promise<
       if (chance(rng, 0.2)) list.push(...list.slice(0, 2));
       spec.headerList = [...new Set(list)].concat(list.filter((n, i) => list.indexOf(n) !== i));
     }
-    if (chance(rng, 0.15)) spec.maxBodyLength = int(rng, 0, 200);
+    if (chance(rng, 0.15)) spec.maxBodyLength = between(rng, 0, 200);
     if (chance(rng, 0.15))
       spec.identity = pick(rng, ['user@example.com', '@sub.example.com', 'x+y@a.sub.example.com']);
     if (chance(rng, 0.1)) spec.expires = NOW + pick(rng, [-86_400_000, 3_600_000]);
     specs.push(spec);
   }
 
-  const signTime = new Date(NOW - int(rng, 0, 86_400) * 1000);
+  const signTime = new Date(NOW - between(rng, 0, 86_400) * 1000);
   const signatureData = specs.map((s) => ({
     signingDomain: DOMAIN,
     selector: s.selector,
@@ -260,12 +258,12 @@ function mangle(
   const bodyText = rest.slice(2);
   const sigKey = pick(rng, ['rsa', 'ed']);
   const keyName = `${sigKey}._domainkey.${DOMAIN}`;
-  const r = int(rng, 0, 27);
+  const r = between(rng, 0, 27);
   switch (r) {
     case 0: {
       if (bodyText.length === 0)
         return { message: message + 'tail\r\n', what: 'body appended to an empty body' };
-      const at = int(rng, 0, bodyText.length - 1);
+      const at = between(rng, 0, bodyText.length - 1);
       const c = bodyText[at] === 'Z' ? 'Y' : 'Z';
       return {
         message: head + '\r\n' + bodyText.slice(0, at) + c + bodyText.slice(at + 1),

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dmarc as mailauthDmarc } from 'mailauth/lib/dmarc/index.js';
 import { mailauthResolver } from '../../../bench/support/mailauth-resolver.ts';
-import { prng } from '../../../fuzz/support/prng.ts';
+import { pick, prng } from '../../../fuzz/support/prng.ts';
 import { checkDmarc, type DmarcPolicy } from '../../../src/checks/dmarc/index.ts';
 import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
 
@@ -37,10 +37,6 @@ const NAMES = [
   'mega.bank.example',
   'mail.mega.bank.example',
 ];
-
-function pick<T>(rng: () => number, items: readonly T[]): T {
-  return items[Math.floor(rng() * items.length)]!;
-}
 
 function randomRecord(rng: () => number): string {
   const tags = ['v=DMARC1'];
