@@ -11,7 +11,8 @@
  * A message without ARC header fields costs one pass over the field names; a chain that fails its
  * structure costs no DNS and no hashing. The body is never stored.
  */
-import { type BodyHash, BodyHashes } from '../dkim/body-hash.ts';
+import type { BodyHash } from '../dkim/body-hash.ts';
+import { StreamingVerifier } from '../dkim/streaming.ts';
 import { type Clock, systemClock } from '../../common/clock.ts';
 import {
   relaxedHeaderValue,
@@ -19,7 +20,6 @@ import {
 import {
   type FieldIndex,
   type HeaderField,
-  headerField,
   indexFields,
   selectFields,
   signedHeaderText,
@@ -71,52 +71,25 @@ interface SealCheck {
   key?: Promise<KeyLookup>;
 }
 
-export class ArcVerifier {
+export class ArcVerifier extends StreamingVerifier<ArcResult> {
   private readonly deps: ArcDeps;
   private readonly clock: Clock;
   private readonly cache: DkimKeyCache;
   private readonly options: Required<ArcOptions>;
-  private readonly fields: HeaderField[] = [];
-  private readonly bodyHashes = new BodyHashes();
   private chain: ArcChain | null = null;
   private ams: AmsCheck[] = [];
   private seals: SealCheck[] = [];
-  private headersDone = false;
-  private finished = false;
-  private result: Promise<ArcResult> | null = null;
-  /** header() after endOfHeaders() and body() after finish(): ignored, counted here */
-  ignoredCalls = 0;
 
   constructor(deps: ArcDeps, options: ArcOptions = {}) {
-    this.deps = deps;
-    this.clock = deps.clock ?? systemClock;
-    this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
     const set: Partial<ArcOptions> = {};
     for (const [k, v] of Object.entries(options))
       if (v !== undefined) (set as Record<string, unknown>)[k] = v;
-    this.options = { ...DEFAULT_ARC_OPTIONS, ...set };
-  }
-
-  /**
-   * One header field: name without the colon, value = everything after it, folding kept. Calls
-   * come from the network, so a wrong order never throws (as for DkimVerifier): a field after
-   * endOfHeaders() is ignored and counted in `ignoredCalls`, like body() after finish().
-   */
-  header(name: string, value: string): void {
-    if (this.headersDone) {
-      this.ignoredCalls++;
-      return;
-    }
-    this.fields.push(headerField(name, this.options.leadingSpaceStripped ? ` ${value}` : value));
-  }
-
-  /** Header fields already split (by splitRawMessage, or shared with the DKIM verifier), in order. */
-  headerFields(fields: readonly HeaderField[]): void {
-    if (this.headersDone) {
-      this.ignoredCalls++;
-      return;
-    }
-    for (const f of fields) this.fields.push(f);
+    const resolved = { ...DEFAULT_ARC_OPTIONS, ...set };
+    super(resolved);
+    this.deps = deps;
+    this.clock = deps.clock ?? systemClock;
+    this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
+    this.options = resolved;
   }
 
   /**
@@ -124,9 +97,7 @@ export class ArcVerifier {
    * header hash input of the newest AMS (every AMS with `oldestPass`) and of every seal, and
    * starts the key look-ups. Called by body() and finish() if not before.
    */
-  endOfHeaders(): void {
-    if (this.headersDone) return;
-    this.headersDone = true;
+  protected prepare(): void {
     const chain = collectArcSets(this.fields);
     this.chain = chain;
     if (chain.status !== 'ok') return;
@@ -220,32 +191,8 @@ export class ArcVerifier {
     });
   }
 
-  /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
-  body(chunk: Uint8Array | string): void {
-    if (this.finished) {
-      this.ignoredCalls++;
-      return;
-    }
-    if (!this.headersDone) this.endOfHeaders();
-    if (!this.bodyHashes.needed) return;
-    this.bodyHashes.update(typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk);
-  }
-
-  /** Distinct body hashes being computed (one per canonicalization, hash and l=). */
-  get bodyHashCount(): number {
-    return this.bodyHashes.count;
-  }
-
-  /** The Chain Validation Status and what decided it. Idempotent. */
-  finish(): Promise<ArcResult> {
-    this.result ??= this.conclude();
-    return this.result;
-  }
-
-  private async conclude(): Promise<ArcResult> {
-    if (!this.headersDone) this.endOfHeaders();
-    this.finished = true;
-    this.bodyHashes.finish();
+  /** The Chain Validation Status and what decided it (via finish()). */
+  protected async conclude(): Promise<ArcResult> {
     const chain = this.chain!;
     if (chain.status === 'none')
       return { cv: 'none', instances: 0, sealers: [], reason: 'the message has no ARC header fields' };

@@ -10,13 +10,12 @@
  * Each distinct (body canonicalization, hash, l=) is hashed once however many signatures share
  * it; the body is never stored. Key look-ups start at endOfHeaders(), so DNS overlaps the body.
  */
-import { type BodyHash, BodyHashes } from './body-hash.ts';
+import type { BodyHash } from './body-hash.ts';
+import { StreamingVerifier } from './streaming.ts';
 import { createHash, verify as cryptoVerify } from 'node:crypto';
 import { type Clock, systemClock } from '../../common/clock.ts';
 import {
   type FieldIndex,
-  type HeaderField,
-  headerField,
   indexFields,
   selectFields,
   signedHeaderText,
@@ -60,68 +59,38 @@ export function shortBValues(values: readonly string[]): string[] {
   });
 }
 
-export class DkimVerifier {
+export class DkimVerifier extends StreamingVerifier<DkimResult[]> {
   private readonly deps: DkimDeps;
   private readonly clock: Clock;
   private readonly cache: DkimKeyCache;
   private readonly options: Required<DkimOptions>;
-  private readonly fields: HeaderField[] = [];
   private pending: Pending[] = [];
-  private readonly bodyHashes = new BodyHashes();
-  private headersDone = false;
-  private finished = false;
-  private results: Promise<DkimResult[]> | null = null;
   /** DKIM-Signature fields beyond maxSignatures, not verified */
   skippedSignatures = 0;
-  /** header() after endOfHeaders() and body() after finish(): ignored, counted here */
-  ignoredCalls = 0;
 
   constructor(deps: DkimDeps, options: DkimOptions = {}) {
+    const resolved = { ...DEFAULT_DKIM_OPTIONS, ...stripUndefined(options) };
+    super(resolved);
     this.deps = deps;
     this.clock = deps.clock ?? systemClock;
     this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
-    this.options = { ...DEFAULT_DKIM_OPTIONS, ...stripUndefined(options) };
-  }
-
-  /**
-   * One header field: name without the colon, value = everything after it, folding kept.
-   * Calls arrive from the network, so none of them throws on a wrong order: a field after
-   * endOfHeaders() (a confused MTA) cannot be part of any hash any more and is only counted in
-   * `ignoredCalls`, like body() after finish().
-   */
-  header(name: string, value: string): void {
-    if (this.headersDone) {
-      this.ignoredCalls++;
-      return;
-    }
-    this.fields.push(headerField(name, this.options.leadingSpaceStripped ? ` ${value}` : value));
-  }
-
-  /** Header fields already split (by splitRawMessage, or ARC's own parsing), in order. */
-  headerFields(fields: readonly HeaderField[]): void {
-    if (this.headersDone) {
-      this.ignoredCalls++;
-      return;
-    }
-    for (const f of fields) this.fields.push(f);
+    this.options = resolved;
   }
 
   /**
    * The header block is complete: parses the signatures, builds their header hash input, sets up
    * the body hashes and starts the key look-ups. Called by body() and finish() if not before.
    */
-  endOfHeaders(): void {
-    if (this.headersDone) return;
-    this.headersDone = true;
+  protected prepare(): void {
     const index = indexFields(this.fields);
     const positions = index.get('dkim-signature') ?? [];
     const max = Math.max(0, Math.floor(this.options.maxSignatures));
     this.skippedSignatures = Math.max(0, positions.length - max);
     const now = Math.floor(this.clock.now() / 1000);
-    this.pending = positions.slice(0, max).map((at, i) => this.prepare(at, i, index, now));
+    this.pending = positions.slice(0, max).map((at, i) => this.prepareSignature(at, i, index, now));
   }
 
-  private prepare(at: number, i: number, index: FieldIndex, now: number): Pending {
+  private prepareSignature(at: number, i: number, index: FieldIndex, now: number): Pending {
     const field = this.fields[at]!;
     const legacy = this.options.legacy;
     const parsed = parseDkimSignature(field.value, legacy.draftVersions ? { draftVersions: true } : {});
@@ -158,37 +127,13 @@ export class DkimVerifier {
     return p;
   }
 
-  /** A piece of the body, in order. Strings are encoded with the `encoding` option. */
-  body(chunk: Uint8Array | string): void {
-    if (this.finished) {
-      this.ignoredCalls++;
-      return;
-    }
-    if (!this.headersDone) this.endOfHeaders();
-    if (!this.bodyHashes.needed) return;
-    this.bodyHashes.update(typeof chunk === 'string' ? Buffer.from(chunk, this.options.encoding) : chunk);
-  }
-
-  /** Distinct body hashes being computed (one per canonicalization, hash and l=). */
-  get bodyHashCount(): number {
-    return this.bodyHashes.count;
-  }
-
   /** Octets of body state held between body() calls (fixed-size buffers only), for tests. */
   get bufferedBytes(): number {
     return this.bodyHashes.bufferedBytes;
   }
 
-  /** The results, one per verified DKIM-Signature (topmost first), or one `none`. Idempotent. */
-  finish(): Promise<DkimResult[]> {
-    this.results ??= this.conclude();
-    return this.results;
-  }
-
-  private async conclude(): Promise<DkimResult[]> {
-    if (!this.headersDone) this.endOfHeaders();
-    this.finished = true;
-    this.bodyHashes.finish();
+  /** The results, one per verified DKIM-Signature (topmost first), or one `none` (via finish()). */
+  protected async conclude(): Promise<DkimResult[]> {
     if (this.pending.length === 0) {
       if (this.skippedSignatures > 0) {
         const reason = `${this.skippedSignatures} DKIM-Signature fields not verified (maxSignatures ${this.options.maxSignatures})`;
