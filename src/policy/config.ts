@@ -31,6 +31,11 @@ export interface Config {
   /** where the config came from ('' = embedded defaults) */
   source: string;
   authservId: string;
+  /**
+   * where checkid keeps state that outlives a restart (history, SIQ server accounts); '' =
+   * choose at start-up with resolveStateDir() (src/common/state-dir.ts)
+   */
+  stateDir: string;
   headers: HeaderKind[];
   onError: 'tempfail' | 'accept';
   deadlineMs: number;
@@ -127,6 +132,7 @@ const scale: Schema = obj({
 export const CONFIG_SCHEMA: Schema = obj({
   authserv_id: str({ pattern: /^[^\s;()"\\]+$/, description: 'a host name with no spaces, ";", quotes or parentheses' }),
   headers: list(str({ enum: ['authentication-results', 'authent'] })),
+  state_dir: str(),
   on_error: str({ enum: ['tempfail', 'accept'] }),
   deadline_ms: num(100, 600_000, true),
   resolver: obj({
@@ -226,6 +232,7 @@ export function defaultConfig(): Config {
   return {
     source: '',
     authservId: hostname() || 'localhost',
+    stateDir: '',
     headers: ['authentication-results', 'authent'],
     onError: 'tempfail',
     deadlineMs: 15_000,
@@ -325,6 +332,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   c.source = source;
   const sub = (k: string) => (raw[k] ?? {}) as Raw;
   if (typeof raw.authserv_id === 'string') c.authservId = raw.authserv_id;
+  if (typeof raw.state_dir === 'string' && raw.state_dir !== '') c.stateDir = resolve(baseDir, raw.state_dir);
   if (Array.isArray(raw.headers)) c.headers = [...new Set(raw.headers as HeaderKind[])];
   if (raw.on_error) c.onError = raw.on_error as Config['onError'];
   if (typeof raw.deadline_ms === 'number') c.deadlineMs = raw.deadline_ms;
