@@ -105,6 +105,8 @@ export interface CreateResolverOptions {
   udpPayloadSize?: number | false;
   /** default: a cache with the CachingResolver defaults; false: none */
   cache?: Omit<CacheOptions, 'clock'> | false;
+  /** wraps the stub in a shared second-level cache, under the memory cache (src/redis/dns-cache.ts) */
+  secondLevel?: (stub: Resolver) => Resolver;
   clock?: Clock;
   /** default /etc/resolv.conf */
   resolvConfPath?: string;
@@ -141,11 +143,12 @@ export function createResolver(options: CreateResolverOptions = {}): ManagedReso
     rotate: options.rotate ?? conf?.rotate ?? false,
     udpPayloadSize: options.udpPayloadSize,
   });
+  const below: Resolver = options.secondLevel ? options.secondLevel(stub) : stub;
   const cache =
     options.cache === false
       ? null
-      : new CachingResolver(stub, { ...(options.cache ?? {}), clock: options.clock });
-  const front: Resolver = cache ?? stub;
+      : new CachingResolver(below, { ...(options.cache ?? {}), clock: options.clock });
+  const front: Resolver = cache ?? below;
   return {
     servers: stub.servers,
     query: (name, type, queryOptions) => front.query(name, type, queryOptions),

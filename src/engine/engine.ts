@@ -9,6 +9,7 @@ import { LocalLists } from '../checks/locallist/index.ts';
 import { DnsRegistry } from '../checks/ratings/registry.ts';
 import type { RatingProvider } from '../checks/ratings/types.ts';
 import { SiqRatingProvider } from '../siq/provider.ts';
+import type { SiqCache } from '../siq/cache.ts';
 import type { Config } from '../policy/config.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { PolicyHook } from '../policy/hook.ts';
@@ -49,8 +50,11 @@ export interface EngineOptions {
   observer?: EngineObserver;
 }
 
-/** Builds what a config needs at run time (the PolicyStore's `prepare`). */
-export function prepareConfig(config: Config, resolver: Resolver, extra?: (config: Config) => RatingProvider[]): Prepared {
+/**
+ * Builds what a config needs at run time (the PolicyStore's `prepare`). `shared.siqCache`
+ * replaces the SIQ client's own memory cache (the runtime passes a Redis-backed one).
+ */
+export function prepareConfig(config: Config, resolver: Resolver, extra?: (config: Config) => RatingProvider[], shared: { siqCache?: SiqCache } = {}): Prepared {
   const zones = config.prescreen.dnsbl;
   compileZones(zones);
   return {
@@ -58,11 +62,11 @@ export function prepareConfig(config: Config, resolver: Resolver, extra?: (confi
     ipZones: zones.filter((z) => z.type !== 'domain'),
     domainZones: zones.filter((z) => z.type === 'domain'),
     ratingProviders: [...config.ratings.registries.map((r) => new DnsRegistry(r.zone, resolver)), ...(extra?.(config) ?? [])],
-    ...(config.siq.servers.length > 0 ? { siq: siqProvider(config) } : {}),
+    ...(config.siq.servers.length > 0 ? { siq: siqProvider(config, shared.siqCache) } : {}),
   };
 }
 
-function siqProvider(config: Config): SiqRatingProvider {
+function siqProvider(config: Config, cache?: SiqCache): SiqRatingProvider {
   const s = config.siq;
   return new SiqRatingProvider(
     {
@@ -75,6 +79,7 @@ function siqProvider(config: Config): SiqRatingProvider {
       defaultTtl: s.cache.defaultTtl,
       minTtl: s.cache.minTtl,
       maxTtl: s.cache.maxTtl,
+      ...(cache ? { cache } : {}),
     },
     { service: s.service, subScores: s.subScores },
   );

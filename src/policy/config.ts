@@ -14,6 +14,7 @@ import { DEFAULT_SCALE, type ServiceScale } from '../checks/ratings/score.ts';
 import { compileZones, type DnsblZoneConfig } from '../checks/dnsbl/index.ts';
 import { LocalListError, LocalLists } from '../checks/locallist/index.ts';
 import { isFqdn } from '../common/domain.ts';
+import { CACHE_BACKENDS, type CacheBackend, defaultRedisConfig, REDIS_SCHEMA, type RedisConfig, readRedisConfig, redisConfigProblems } from '../redis/config.ts';
 
 export type HeaderKind = 'authentication-results' | 'authent';
 export type { DnsblZoneConfig };
@@ -44,7 +45,8 @@ export interface Config {
     timeoutMs: number;
     attempts: number;
     maxInFlight: number;
-    cache: false | { minTtl: number; maxTtl: number; negativeMaxTtl: number; maxEntries: number };
+    /** backend redis: a shared second level under the memory cache (docs/redis.md) */
+    cache: false | { minTtl: number; maxTtl: number; negativeMaxTtl: number; maxEntries: number; backend: CacheBackend };
   };
   prescreen: {
     dnsbl: Array<DnsblZoneConfig & { weight: number; type: 'ip' | 'domain' }>;
@@ -82,7 +84,8 @@ export interface Config {
     followRedirects: boolean;
     service: string;
     subScores: boolean;
-    cache: { maxEntries: number; defaultTtl: number; minTtl: number; maxTtl: number };
+    /** backend redis: answers shared by every daemon on the same Redis (docs/redis.md) */
+    cache: { maxEntries: number; defaultTtl: number; minTtl: number; maxTtl: number; backend: CacheBackend };
     tagScore: number;
     rejectScore: number;
     subjectTag: string;
@@ -110,6 +113,8 @@ export interface Config {
   readsocket: { listen: string };
   /** absolute path of the policy hook module, or '' */
   hook: string;
+  /** the shared Redis (docs/redis.md); url '' = none */
+  redis: RedisConfig;
 }
 
 const SERVER = /^(?:\[[0-9A-Fa-f:.%a-z]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
@@ -150,6 +155,7 @@ export const CONFIG_SCHEMA: Schema = obj({
           max_ttl: num(0, 604_800, true),
           negative_max_ttl: num(0, 604_800, true),
           max_entries: num(0, 10_000_000, true),
+          backend: str({ enum: CACHE_BACKENDS }),
         }),
       ],
     },
@@ -202,7 +208,7 @@ export const CONFIG_SCHEMA: Schema = obj({
     follow_redirects: bool,
     service: str({ pattern: /^[A-Za-z][A-Za-z0-9]{0,12}$/, description: 'a service code like SIQ' }),
     sub_scores: bool,
-    cache: obj({ max_entries: num(0, 10_000_000, true), default_ttl: num(0, 604_800, true), min_ttl: num(0, 604_800, true), max_ttl: num(0, 604_800, true) }),
+    cache: obj({ max_entries: num(0, 10_000_000, true), default_ttl: num(0, 604_800, true), min_ttl: num(0, 604_800, true), max_ttl: num(0, 604_800, true), backend: str({ enum: CACHE_BACKENDS }) }),
     tag_score: num(-1, 100, true),
     reject_score: num(-1, 100, true),
     subject_tag: str(),
@@ -226,6 +232,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   policy: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
   readsocket: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
   hook: str(),
+  redis: REDIS_SCHEMA,
 });
 
 export function defaultConfig(): Config {
@@ -241,7 +248,7 @@ export function defaultConfig(): Config {
       timeoutMs: 2_000,
       attempts: 2,
       maxInFlight: 64,
-      cache: { minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, maxEntries: 100_000 },
+      cache: { minTtl: 0, maxTtl: 86_400, negativeMaxTtl: 3_600, maxEntries: 100_000, backend: 'memory' },
     },
     prescreen: { dnsbl: [], threshold: 1, allowThreshold: -1, selfTestIntervalS: 600, allow: [], block: [] },
     iprev: { enabled: true, rejectFail: false },
@@ -271,7 +278,7 @@ export function defaultConfig(): Config {
       followRedirects: false,
       service: 'SIQ',
       subScores: true,
-      cache: { maxEntries: 10_000, defaultTtl: 0, minTtl: 0, maxTtl: 86_400 },
+      cache: { maxEntries: 10_000, defaultTtl: 0, minTtl: 0, maxTtl: 86_400, backend: 'memory' },
       tagScore: 50,
       rejectScore: -1,
       subjectTag: '[SPAM]',
@@ -295,6 +302,7 @@ export function defaultConfig(): Config {
     policy: { listen: '' },
     readsocket: { listen: '' },
     hook: '',
+    redis: defaultRedisConfig(),
   };
 }
 
@@ -351,6 +359,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
       maxTtl: (cc.max_ttl as number) ?? d.maxTtl,
       negativeMaxTtl: (cc.negative_max_ttl as number) ?? d.negativeMaxTtl,
       maxEntries: (cc.max_entries as number) ?? d.maxEntries,
+      backend: (cc.backend as CacheBackend | undefined) ?? d.backend,
     };
   }
 
@@ -450,6 +459,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   for (const [key, field] of [['max_entries', 'maxEntries'], ['default_ttl', 'defaultTtl'], ['min_ttl', 'minTtl'], ['max_ttl', 'maxTtl']] as const) {
     if (typeof sc[key] === 'number') c.siq.cache[field] = sc[key];
   }
+  if (typeof sc.backend === 'string') c.siq.cache.backend = sc.backend as CacheBackend;
   if (typeof sq.tag_score === 'number') c.siq.tagScore = sq.tag_score;
   if (typeof sq.reject_score === 'number') c.siq.rejectScore = sq.reject_score;
   if (typeof sq.subject_tag === 'string') c.siq.subjectTag = sq.subject_tag;
@@ -458,6 +468,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   const f = sub('filter');
   if (typeof f.subject_tag === 'string') c.filter.subjectTag = f.subject_tag;
   if (typeof raw.hook === 'string' && raw.hook.length > 0) c.hook = resolve(baseDir, raw.hook);
+  c.redis = readRedisConfig(raw.redis);
   return c;
 }
 
@@ -545,6 +556,7 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
       problems.push(located(['prescreen', 'dnsbl', i], (e as Error).message));
     }
   });
+  for (const problem of redisConfigProblems(config)) problems.push(located(problem.path, problem.message));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
   if (c && c.minTtl > c.maxTtl) {
