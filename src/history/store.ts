@@ -226,7 +226,11 @@ export class SqliteHistoryStore implements HistoryStore {
     this.pageSize = options.pageSize ?? 2_000;
     this.feed = new Feed(options.onListenerError);
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    this.db = new DatabaseSync(options.path, { timeout: 5_000 });
+    try {
+      this.db = new DatabaseSync(options.path, { timeout: 5_000 });
+    } catch (err) {
+      throw new Error(`${options.path}: ${(err as Error).message}`);
+    }
     try {
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
       this.db.exec(`
@@ -246,7 +250,8 @@ export class SqliteHistoryStore implements HistoryStore {
       this.insert = this.db.prepare('INSERT INTO verdicts (time, record) VALUES (?, ?)');
     } catch (err) {
       this.db.close();
-      throw err;
+      const message = (err as Error).message;
+      throw new Error(message.startsWith(options.path) ? message : `${options.path}: ${message}`);
     }
     const days = options.retentionDays ?? 0;
     if (days > 0) {
