@@ -14,6 +14,7 @@ import { DEFAULT_SCALE, type ServiceScale } from '../checks/ratings/score.ts';
 import { compileZones, type DnsblZoneConfig } from '../checks/dnsbl/index.ts';
 import { LocalListError, LocalLists } from '../checks/locallist/index.ts';
 import { isFqdn } from '../common/domain.ts';
+import { defaultSiqServerConfig, SIQ_SERVER_SCHEMA, type SiqServerConfig, siqServerConfigFrom, siqServerProblems } from '../siq/server/config.ts';
 import { CACHE_BACKENDS, type CacheBackend, defaultRedisConfig, REDIS_SCHEMA, type RedisConfig, readRedisConfig, redisConfigProblems } from '../redis/config.ts';
 
 export type HeaderKind = 'authentication-results' | 'authent';
@@ -111,6 +112,8 @@ export interface Config {
   /** Postfix policy delegation server (check_policy_service) and Exim readsocket server; '' = off */
   policy: { listen: string };
   readsocket: { listen: string };
+  /** the SIQ server (docs/siq-server.md); listen '' = off */
+  siqServer: SiqServerConfig;
   /** absolute path of the policy hook module, or '' */
   hook: string;
   /** the shared Redis (docs/redis.md); url '' = none */
@@ -231,6 +234,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   }),
   policy: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
   readsocket: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
+  siq_server: SIQ_SERVER_SCHEMA,
   hook: str(),
   redis: REDIS_SCHEMA,
 });
@@ -301,6 +305,7 @@ export function defaultConfig(): Config {
     },
     policy: { listen: '' },
     readsocket: { listen: '' },
+    siqServer: defaultSiqServerConfig(),
     hook: '',
     redis: defaultRedisConfig(),
   };
@@ -436,6 +441,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof pl.listen === 'string') c.policy.listen = pl.listen;
   const rl = sub('readsocket');
   if (typeof rl.listen === 'string') c.readsocket.listen = rl.listen;
+  c.siqServer = siqServerConfigFrom(raw.siq_server, baseDir);
   const dk = sub('dkim');
   if (typeof dk.enabled === 'boolean') c.dkim.enabled = dk.enabled;
   if (typeof dk.max_signatures === 'number') c.dkim.maxSignatures = dk.max_signatures;
@@ -557,6 +563,7 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
     }
   });
   for (const problem of redisConfigProblems(config)) problems.push(located(problem.path, problem.message));
+  for (const p of siqServerProblems((raw as Raw).siq_server)) problems.push(located(['siq_server', ...p.path], p.message));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
   if (c && c.minTtl > c.maxTtl) {
