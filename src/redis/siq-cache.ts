@@ -5,7 +5,8 @@
  * The SiqClient decides what is cacheable and for how long (scores and -02 UNKNOWN with a TTL;
  * never TEMPFAIL, ERROR, REDIRECT, timeouts): this cache stores what it is given as JSON under
  * `<prefix>siq:<client key>` with PX = expiresAt − now, and hands back only entries not yet
- * expired. A Redis failure is a miss (get) or a dropped write (set), never an error.
+ * expired. A Redis failure is a miss (get) or a dropped write (set: counted, logged, and thrown
+ * so the client reports the answer as not cached; the client never fails a query for it).
  */
 import { type Clock, systemClock } from '../common/clock.ts';
 import type { MemorySiqCache, SiqCache, SiqCacheEntry } from '../siq/cache.ts';
@@ -97,7 +98,8 @@ export class RedisSiqCache implements SiqCache {
       false,
       { write: true },
     );
-    if (ok) this.counters.inserts++;
+    if (!ok) throw new Error('the SIQ answer was not stored in Redis (counted in checkid_redis_writes_dropped_total)');
+    this.counters.inserts++;
   }
 }
 
