@@ -16,9 +16,10 @@
  *   lists' score from connect, the domain lists' from MAIL, SIQ from MAIL, the ratings once the
  *   identity is ready (the ID stage, or MAIL for an identity from HELO; RCPT and the end with
  *   per-recipient thresholds). The earliest firing point wins, as in the session.
- * - When the record's own rule read a threshold and no longer fires, and nothing else does:
- *   at the end of the message the DMARC rule and the default decide (ACCEPT when DNS
- *   allow-listed, else FILTER); before it the session would have gone on to checks that never
+ * - When the record's own rule read a threshold, it is decided again together with the other
+ *   threshold rules up to its own point. When none fires there: at the end of the message the
+ *   DMARC rule and the default decide (ACCEPT when DNS allow-listed, else FILTER); before it,
+ *   rules that read no threshold would have had their turn next, and then checks that never
  *   ran, so the outcome is unknown (`action: null`).
  *
  * Not modelled: a policy hook's own changes (a hook's verdict is kept where it was made), a
@@ -270,7 +271,11 @@ export function decideAgain(r: VerdictRecord, config: Config): Outcome {
     const kept: Fired = { stage: r.stage, rank: own.rank, action: r.action, reason: r.reason };
     result = fired && before(fired, kept) ? fired : kept;
   } else {
-    result = fired ?? (r.stage === 'eom' ? endOfMessage(r, config) : null);
+    // the record's own rule is decided again with the others up to its point; past it, rules that
+    // read no threshold (and whose facts the record may not hold) would have had their turn first
+    const own: Point = { stage: r.stage, rank: ruleOf(r).rank };
+    if (fired && !before(own, fired)) result = fired;
+    else result = r.stage === 'eom' ? endOfMessage(r, config) : null;
   }
   if (!result) return { action: null, reason: 'unknown', tagged: false, stage: null };
   // a verdict kept from a hook or an error keeps its own tag; the policy's FILTER is tagged anew
