@@ -3,6 +3,7 @@ import { runCheck } from './check.ts';
 import { runDoctorCommand } from './doctor.ts';
 import { runIntegrate } from './integrate.ts';
 import { runQmailQueue } from './qmail.ts';
+import { runReplayCommand } from './replay.ts';
 import { runListeners } from './serve.ts';
 import { runSiq } from './siq.ts';
 import { runSmtp } from './smtp.ts';
@@ -28,6 +29,8 @@ export async function main(argv: string[]): Promise<number> {
       return runDoctorCommand(rest);
     case 'smtp':
       return runSmtp(rest);
+    case 'replay':
+      return runReplayCommand(rest);
     case 'siq':
       return runSiq(rest);
     case undefined:

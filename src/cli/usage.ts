@@ -26,6 +26,11 @@ commands:
                         [--config FILE] [--resolver HOST:PORT]
   siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
            checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
+  replay   stored messages (mbox, Maildir, .eml, directories) through the current policy, offline,
+           with a report (docs/replay.md)
+           checkid replay <mbox|maildir|file|dir>... [--config FILE] [--resolver HOST:PORT] [--jobs N]
+                          [--report DIR] [--envelope FILE.jsonl] [--trusted-hops N | --received-by HOST]...
+                          [--mbox-format mboxrd|mboxo] [--max-message-size 64M] [--quiet]
 
 Exit status: 0 whatever the verdict (doctor: 1 when a check fails); 2 for usage errors, 3 for configuration errors.
 Docs: docs/cli.md, docs/configuration.md, docs/operations.md
