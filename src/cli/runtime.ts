@@ -3,8 +3,10 @@ import { createResolver } from '../dns/config.ts';
 import type { Resolver } from '../dns/types.ts';
 import { DnsblMonitor } from '../checks/dnsbl/index.ts';
 import { Engine, type Logger, type Prepared, prepareConfig } from '../engine/engine.ts';
+import type { EngineObserver } from '../engine/observer.ts';
+import { join, resolve } from 'node:path';
 import type { Config } from '../policy/config.ts';
-import { PolicyStore } from '../policy/store.ts';
+import { OVERLAY_FILE, PolicyStore } from '../policy/store.ts';
 import { resolveStateDir } from '../common/state-dir.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
 import { type RedisConnection, releaseSharedRedis } from '../redis/connection.ts';
@@ -23,6 +25,11 @@ export interface RuntimeOptions {
   monitor?: boolean;
   /** watches the engine (mail-log line, metrics) and the resolver's statistics */
   telemetry?: Telemetry;
+  /**
+   * Without a config file, read the policy overlay from the state directory (the file the
+   * dashboard's Apply writes, docs/dashboard.md): daemons do, one-shot commands need not.
+   */
+  overlay?: boolean;
 }
 
 export interface Runtime {
@@ -37,7 +44,40 @@ export interface Runtime {
    * ~/.local/state/checkid; src/common/state-dir.ts), made on first use; throws when none is usable.
    */
   stateDir(): string;
+  /** the config file given (absolute), if any */
+  configPath?: string;
+  /** without a config file: the overlay file the policy is read from when it exists */
+  overlayPath?: string;
+  /** adds an engine observer (the dashboard's history); the result removes it */
+  observe(observer: EngineObserver): () => void;
   close(): Promise<void>;
+}
+
+/** Several engine observers as one; one that throws does not keep the others from their turn. */
+function observerSet(): { observer: EngineObserver; add(o: EngineObserver): () => void } {
+  const all = new Set<EngineObserver>();
+  const each = (call: (o: EngineObserver) => void) => {
+    let failure: unknown;
+    for (const o of all) {
+      try {
+        call(o);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    // the engine logs it (observer.ts: notifyVerdict)
+    if (failure !== undefined) throw failure;
+  };
+  return {
+    observer: { verdict: (e) => each((o) => o.verdict?.(e)), check: (e) => each((o) => o.check?.(e)) },
+    add(o) {
+      const entry = { ...o };
+      all.add(entry);
+      return () => {
+        all.delete(entry);
+      };
+    },
+  };
 }
 
 function resolverFor(config: Config, redis: RedisConnection | undefined) {
@@ -62,9 +102,18 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const override = (config: Config) => {
     if (options.resolverServers && options.resolverServers.length > 0) config.resolver.servers = options.resolverServers;
   };
+  let overlayPath: string | undefined;
+  if (!options.configPath && options.overlay) {
+    try {
+      overlayPath = join(resolveStateDir(''), OVERLAY_FILE);
+    } catch {
+      // no usable state directory: the embedded defaults, and the dashboard cannot apply changes
+    }
+  }
   // the resolver is made from the first config; resolver settings changed later need a restart
   const store = new PolicyStore<Prepared>({
     ...(options.configPath ? { path: options.configPath } : {}),
+    ...(overlayPath ? { overlay: overlayPath } : {}),
     override,
     prepare: (config) => {
       if (!redisMade) {
@@ -105,12 +154,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   const telemetry = options.telemetry;
   telemetry?.watchResolver(() => active.stats());
   if (telemetry && redis) registerRedisMetrics(telemetry.registry, redis);
+  const observers = observerSet();
+  if (telemetry) observers.add(telemetry.observer);
   const engine = new Engine({
     resolver: active,
     policy: store,
     ...(monitor ? { dnsblMonitor: monitor } : {}),
     ...(options.log ? { log: options.log } : {}),
-    ...(telemetry ? { observer: telemetry.observer } : {}),
+    observer: observers.observer,
   });
   let stateDir: string | undefined;
   return {
@@ -118,6 +169,9 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     engine,
     resolver: active,
     ...(redis ? { redis } : {}),
+    ...(options.configPath ? { configPath: resolve(options.configPath) } : {}),
+    ...(overlayPath ? { overlayPath } : {}),
+    observe: (o) => observers.add(o),
     stateDir: () => {
       stateDir ??= resolveStateDir(store.current().config.stateDir);
       return stateDir;

@@ -3,7 +3,7 @@
  * lists, rating providers). Reloads on file change and on request (SIGHUP); a broken edit keeps
  * the last good policy serving and reports why.
  */
-import { type FSWatcher, watch } from 'node:fs';
+import { existsSync, type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { type Config, ConfigError, defaultConfig, loadConfigFile } from './config.ts';
 import { loadHook, type PolicyHook } from './hook.ts';
@@ -21,6 +21,11 @@ export type ReloadOutcome = { ok: true; generation: number } | { ok: false; erro
 export interface PolicyStoreOptions<P> {
   /** the YAML config file; none = embedded defaults */
   path?: string;
+  /**
+   * Without `path`: a config file of changes made at run time (the dashboard's Apply writes it
+   * in the state directory, docs/dashboard.md), read over the defaults when it exists.
+   */
+  overlay?: string;
   /** adjusts a freshly loaded config (e.g. command-line overrides) */
   override?: (config: Config) => void;
   /** compiles what the engine needs; throwing rejects the new policy */
@@ -28,6 +33,9 @@ export interface PolicyStoreOptions<P> {
   onReload?: (outcome: ReloadOutcome) => void;
   now?: () => number;
 }
+
+/** The overlay's file name in the state directory (PolicyStoreOptions.overlay). */
+export const OVERLAY_FILE = 'policy-overlay.yaml';
 
 export class PolicyStore<P> {
   private readonly options: PolicyStoreOptions<P>;
@@ -86,7 +94,9 @@ export class PolicyStore<P> {
   }
 
   private async build(): Promise<LoadedPolicy<P>> {
-    const config = this.options.path ? loadConfigFile(this.options.path) : defaultConfig();
+    const overlay = !this.options.path && this.options.overlay && existsSync(this.options.overlay) ? this.options.overlay : undefined;
+    const file = this.options.path ?? overlay;
+    const config = file ? loadConfigFile(file) : defaultConfig();
     this.options.override?.(config);
     const hook = config.hook ? await loadHook(config.hook) : undefined;
     let prepared: P;
@@ -108,7 +118,7 @@ export class PolicyStore<P> {
   /** Watches the config file and the hook (their directories, so editors that replace files work). */
   watch(debounceMs = 200): void {
     this.unwatch();
-    const files = [this.options.path, this.active?.config.hook].filter((f): f is string => Boolean(f));
+    const files = [this.options.path ?? this.options.overlay, this.active?.config.hook].filter((f): f is string => Boolean(f));
     const dirs = new Map<string, Set<string>>();
     for (const f of files) {
       const d = dirname(f);
