@@ -234,9 +234,6 @@ export function parseReceived(raw: string): ReceivedInfo {
         const name = at >= 0 ? before.slice(at + 1) : before;
         if (at > 0) info.ident ??= before.slice(0, at);
         if (name && name.toLowerCase() !== 'unknown' && !name.includes(' ')) info.reverse = name.replace(/\.$/, '');
-      } else if (info.fromName && !info.fromName.startsWith('[')) {
-        // Exim: the from name is the verified reverse name
-        info.reverse = info.fromName;
       }
       continue;
     }
@@ -265,6 +262,8 @@ export function parseReceived(raw: string): ReceivedInfo {
   else if (info.fromName !== undefined) info.helo = info.fromName;
 
   info.format = formatOf(info, fromComments, all);
+  // Exim writes the verified reverse name as the from name (Sendmail's "from HELO ([IP])" does not)
+  if (info.format === 'exim' && info.reverse === undefined && info.fromName && !info.fromName.startsWith('[')) info.reverse = info.fromName;
   if (info.ip === undefined) {
     info.problem =
       info.fromName === undefined && fromComments.length === 0
