@@ -65,10 +65,29 @@ export type Recovery =
 
 const KEYS: Record<string, true> = { ip: true, helo: true, mail_from: true, rcpt: true, id: true, message_id: true };
 
+/** Edit distance, for "did you mean" (keys are short). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row.push(Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 function closest(key: string): string {
-  const k = key.toLowerCase().replace(/[-\s]/g, '_');
-  const hit = Object.keys(KEYS).find((known) => known === k || known.replace('_', '') === k.replace('_', ''));
-  return hit ? ` (did you mean "${hit}"?)` : '';
+  const k = key.toLowerCase().replace(/-/g, '_').slice(0, 40);
+  let best = '';
+  let bestDistance = 3;
+  for (const known of Object.keys(KEYS)) {
+    const d = Math.min(distance(k, known), distance(k, known.replace('_', '')));
+    if (d < bestDistance) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  return best ? ` (did you mean "${best}"?)` : '';
 }
 
 /** Validates one envelope object; `where` names the file (and line) in errors. */

@@ -84,6 +84,8 @@ export function parseStoredMessage(input: Buffer): StoredMessage {
 /** A Message-ID as a lookup key: unfolded, trimmed, without the angle brackets. */
 export function messageIdKey(value: string): string {
   const v = value.replace(/\r?\n/g, '').trim();
+  if (v.startsWith('<') && v.endsWith('>')) return v.slice(1, -1).trim();
+  // "<id> (comment)" and other decorations
   const m = /<([^<>]*)>/.exec(v);
   return (m ? m[1]! : v).trim();
 }
