@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DnsResult, QueryOptions, RecordType, Resolver } from '../../src/dns/types.ts';
 import { Engine, splitMessage, staticPolicy } from '../../src/engine/engine.ts';
-import { defaultConfig, loadConfigFile } from '../../src/policy/config.ts';
+import { type Config, loadConfigFile } from '../../src/policy/config.ts';
 import { type ReplayEntry, replayMessage, runReplay } from '../../src/replay/runner.ts';
 import type { SourceItem } from '../../src/replay/sources.ts';
 import { factsSummary } from '../../src/telemetry/maillog.ts';
@@ -21,7 +21,7 @@ class SlowResolver implements Resolver {
   }
 }
 
-function engine(mutate?: (c: ReturnType<typeof defaultConfig>) => void) {
+function engine(mutate?: (c: Config) => void) {
   const resolver = new SlowResolver();
   const config = loadConfigFile(`${FIXTURES}seed-authent.yaml`);
   config.headers = ['authentication-results', 'authent'];
