@@ -16,6 +16,7 @@ import { LocalListError, LocalLists } from '../checks/locallist/index.ts';
 import { isFqdn } from '../common/domain.ts';
 import { defaultSiqServerConfig, SIQ_SERVER_SCHEMA, type SiqServerConfig, siqServerConfigFrom, siqServerProblems } from '../siq/server/config.ts';
 import { CACHE_BACKENDS, type CacheBackend, defaultRedisConfig, REDIS_SCHEMA, type RedisConfig, readRedisConfig, redisConfigProblems } from '../redis/config.ts';
+import { DASHBOARD_SCHEMA, type DashboardConfig, dashboardConfigFrom, dashboardConfigProblems, defaultDashboardConfig } from '../dashboard/config.ts';
 
 export type HeaderKind = 'authentication-results' | 'authent';
 export type { DnsblZoneConfig };
@@ -118,6 +119,8 @@ export interface Config {
   hook: string;
   /** the shared Redis (docs/redis.md); url '' = none */
   redis: RedisConfig;
+  /** the dashboard and its verdict history (docs/dashboard.md); listen '' = off */
+  dashboard: DashboardConfig;
 }
 
 const SERVER = /^(?:\[[0-9A-Fa-f:.%a-z]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
@@ -237,6 +240,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   siq_server: SIQ_SERVER_SCHEMA,
   hook: str(),
   redis: REDIS_SCHEMA,
+  dashboard: DASHBOARD_SCHEMA,
 });
 
 export function defaultConfig(): Config {
@@ -308,6 +312,7 @@ export function defaultConfig(): Config {
     siqServer: defaultSiqServerConfig(),
     hook: '',
     redis: defaultRedisConfig(),
+    dashboard: defaultDashboardConfig(),
   };
 }
 
@@ -475,6 +480,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof f.subject_tag === 'string') c.filter.subjectTag = f.subject_tag;
   if (typeof raw.hook === 'string' && raw.hook.length > 0) c.hook = resolve(baseDir, raw.hook);
   c.redis = readRedisConfig(raw.redis);
+  c.dashboard = dashboardConfigFrom(raw.dashboard, baseDir);
   return c;
 }
 
@@ -563,6 +569,7 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
     }
   });
   for (const problem of redisConfigProblems(config)) problems.push(located(problem.path, problem.message));
+  for (const problem of dashboardConfigProblems(config.dashboard)) problems.push(located(problem.path, problem.message));
   for (const p of siqServerProblems((raw as Raw).siq_server)) problems.push(located(['siq_server', ...p.path], p.message));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
