@@ -6,6 +6,7 @@ import { runQmailQueue } from './qmail.ts';
 import { runReplayCommand } from './replay.ts';
 import { runListeners } from './serve.ts';
 import { runSiq } from './siq.ts';
+import { runSiqServe } from './siq-server.ts';
 import { runSmtp } from './smtp.ts';
 import { USAGE } from './usage.ts';
 
@@ -33,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
       return runReplayCommand(rest);
     case 'siq':
       return runSiq(rest);
+    case 'siq-server':
+      return runSiqServe(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -14,6 +14,7 @@ import { policyListener } from './policy.ts';
 import { readsocketListener } from './readsocket.ts';
 import { type Runtime, startRuntime } from './runtime.ts';
 import { smtpListener } from './smtp.ts';
+import { siqServerListener } from './siq-listener.ts';
 import { createStructuredLog, levelFromEnv, type StructuredLog, stdoutLines } from '../telemetry/log.ts';
 import { Telemetry } from '../telemetry/telemetry.ts';
 import { USAGE } from './usage.ts';
@@ -67,7 +68,7 @@ const http: ListenerKind = {
 };
 
 /** Every listener kind, in start order. */
-export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener, smtpListener];
+export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener, smtpListener, siqServerListener];
 
 const OPTIONS = {
   config: { type: 'string' },

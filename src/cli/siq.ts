@@ -10,6 +10,7 @@ import { parseSiqServer, type SiqServer } from '../siq/address.ts';
 import { parseIp } from '../common/ip.ts';
 import { SiqClient, type SiqResult, siqDomain } from '../siq/client.ts';
 import { safeText } from '../siq/provider.ts';
+import { runSiqAccount, runSiqServe, SIQ_SERVE_USAGE } from './siq-server.ts';
 
 export const SIQ_USAGE = `usage: checkid siq query --server HOST[:PORT] [--server ...] --ip IP [--domain DOMAIN]
                        [--type mail|data] [--timeout MS] [--attempts N] [--follow-redirect] [--json]
@@ -48,9 +49,11 @@ function integer(text: string | undefined, what: string, min: number, max: numbe
 export async function runSiq(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
-    process.stdout.write(SIQ_USAGE);
+    process.stdout.write(`${SIQ_USAGE}\n${SIQ_SERVE_USAGE}`);
     return sub === undefined ? SIQ_EXIT.USAGE : 0;
   }
+  if (sub === 'serve') return runSiqServe(rest);
+  if (sub === 'account') return runSiqAccount(rest);
   if (sub !== 'query') {
     process.stderr.write(`checkid siq: unknown subcommand "${sub}"\n\n${SIQ_USAGE}`);
     return SIQ_EXIT.USAGE;
