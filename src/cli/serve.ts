@@ -147,10 +147,18 @@ export async function runListeners(command: string, argv: string[], only?: strin
     return 3;
   }
   runtime.store.watch();
+  let stateDir: string;
+  try {
+    stateDir = runtime.stateDir();
+  } catch (err) {
+    stateDir = '(none)';
+    jsonLog('warn', 'no state directory: state that should outlive a restart is kept in memory', { error: (err as Error).message });
+  }
   jsonLog('info', 'checkid listening', {
     ...Object.fromEntries(running.map((r) => [r.name, r.address])),
     config: values.config ?? '(embedded defaults)',
     authserv_id: runtime.store.current().config.authservId,
+    state_dir: stateDir,
   });
   const onHup = () => void runtime.store.reload();
   process.on('SIGHUP', onHup);
