@@ -1,6 +1,6 @@
 /**
- * The SIQ web app on a real HTTP port with a memory store and the server's real checks against
- * a real test DNS server (test/support/dns-server.ts).
+ * The SIQ web app on a real HTTP port with a memory store and a real SiqServer (its checks and
+ * explain(), against a real test DNS server from test/support/dns-server.ts) for the preview.
  *
  * DNS in the zone: 192.0.2.10 is mail.sender.example (forward-confirmed), sender.example has
  * MX, SPF authorizing 192.0.2.10 with -all and DMARC p=reject; 192.0.2.66 is listed on
@@ -9,11 +9,13 @@
 import type { Server } from 'node:http';
 import { ManualClock } from '../../../src/common/clock.ts';
 import { createResolver, type ManagedResolver } from '../../../src/dns/config.ts';
+import { defaultSiqServerConfig } from '../../../src/siq/server/config.ts';
+import { SiqServer } from '../../../src/siq/server/server.ts';
 import {
   createSiqWebApp,
+  serverFacts,
   type SiqWebApp,
   type SiqWebOptions,
-  storeFacts,
 } from '../../../src/siq/server/web/app.ts';
 import { MemorySiqServerStore } from '../../../src/siq/server/store-memory.ts';
 import { TEST_PASSWORD_PARAMS } from '../../../src/web/password.ts';
@@ -30,6 +32,7 @@ export const ZONE = {
 
 export interface Fixture {
   app: SiqWebApp;
+  siq: SiqServer;
   store: MemorySiqServerStore;
   clock: ManualClock;
   dns: DnsTestServer;
@@ -44,24 +47,25 @@ export async function startFixture(extra: Partial<SiqWebOptions> = {}): Promise<
   const resolver = createResolver({ servers: [dns.address], attempts: 1, timeoutMs: 1000 });
   const store = new MemorySiqServerStore();
   const clock = new ManualClock(Date.UTC(2026, 10, 23, 12, 0, 0));
+  const config = {
+    ...defaultSiqServerConfig(),
+    dnsbl: [{ zone: 'bl.example', type: 'ip' as const, weight: 1 }],
+    checkTimeoutMs: 5000,
+  };
+  const siq = new SiqServer({ store, resolver, config: () => config, clock, pollMs: 0, flushMs: 50 });
   const app = createSiqWebApp({
     store,
     clock,
     passwordParams: TEST_PASSWORD_PARAMS,
     siqAddress: 'siq.example.net:6262',
-    facts: storeFacts({
-      store,
-      resolver,
-      dnsbl: [{ zone: 'bl.example', type: 'ip', weight: 1 }],
-      reportHalfLifeMs: 7 * 86_400_000,
-      timeoutMs: 5000,
-      clock,
-    }),
+    facts: serverFacts(siq),
+    defaultProfile: config.defaultProfile,
     ...extra,
   });
   const { server, base } = await listen(app);
   return {
     app,
+    siq,
     store,
     clock,
     dns,
@@ -71,6 +75,7 @@ export async function startFixture(extra: Partial<SiqWebOptions> = {}): Promise<
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await siq.close();
       await resolver.close();
       await dns.close();
       await store.close();

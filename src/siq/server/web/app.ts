@@ -5,11 +5,11 @@
  * rate limits); state lives in the `SiqServerStore`; the preview scores the profile being edited
  * (`scoreQuery`) against the facts the server's checks find (`facts`, cached for a minute).
  *
- *   const handle = createSiqWebApp({ store, facts: (q) => gatherFacts(q, allChecks, deps) });
+ *   const siq = new SiqServer({ store, resolver, config });
+ *   const handle = createSiqWebApp({ store, facts: serverFacts(siq), defaultProfile: config().defaultProfile });
  *   createServer(handle).listen(8062, '127.0.0.1');
  */
 import { readFileSync } from 'node:fs';
-import { LocalLists } from '../../../checks/locallist/index.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from '../../../common/clock.ts';
 import { isFqdn } from '../../../common/domain.ts';
@@ -31,6 +31,7 @@ import { Router } from '../../../web/router.ts';
 import type { SessionOptions } from '../../../web/session.ts';
 import {
   CHECK_IDS,
+  cloneProfile,
   DEFAULT_PROFILE,
   formatProfileProblem,
   type ProfileProblem,
@@ -38,8 +39,8 @@ import {
   profileToJson,
   type SiqProfile,
 } from '../profile.ts';
-import { type FactDeps, gatherFacts } from '../facts.ts';
 import { type SiqFacts, type SiqScore, scoreQuery } from '../score.ts';
+import type { SiqServer } from '../server.ts';
 import { newApiKey, type SiqServerStore, SiqStoreError } from '../store.ts';
 import {
   accountPage,
@@ -111,6 +112,10 @@ const ASSETS = {
   '/static/siq.js': staticAsset(
     readFileSync(new URL('./static/siq.js', import.meta.url)),
     'text/javascript; charset=utf-8',
+  ),
+  '/static/icon.svg': staticAsset(
+    readFileSync(new URL('./static/icon.svg', import.meta.url)),
+    'image/svg+xml',
   ),
   '/static/siq.css': staticAsset(
     readFileSync(new URL('./static/siq.css', import.meta.url)),
@@ -235,15 +240,19 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
     accountId: string,
     ipText: string,
     domainText: string,
-    profile: SiqProfile | null,
+    /** the profile, or the problems that keep the form from being one */
+    profile: SiqProfile | ProfileProblem[],
   ): Promise<PreviewView> => {
     const view: PreviewView = { ip: ipText.trim(), domain: domainText.trim() };
+    if (Array.isArray(profile)) {
+      return { ...view, message: `Fix the marked values: ${profile.map(formatProfileProblem).join('; ')}.` };
+    }
     if (view.ip === '') return view;
     const ip = parseIp(view.ip.replace(/^\[(.*)\]$/, '$1'));
     if (!ip) return { ...view, message: `${view.ip.slice(0, 64)} is not an IPv4 or IPv6 address.` };
     const d = previewDomainProblem(view.domain);
     if ('error' in d) return { ...view, message: d.error };
-    if (!profile) return { ...view, message: 'Fix the marked values to see the preview.' };
+
     const ipText2 = formatIp(ip);
     let facts: SiqFacts;
     try {
@@ -431,7 +440,7 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
           a.id,
           form.get('preview_ip') ?? '',
           form.get('preview_domain') ?? '',
-          null,
+          parsed.problems,
         ),
       });
     }
@@ -459,7 +468,7 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
       a.id,
       form.get('preview_ip') ?? '',
       form.get('preview_domain') ?? '',
-      parsed.ok ? parsed.profile : null,
+      parsed.ok ? parsed.profile : parsed.problems,
     );
     if (visit.wantsJson())
       return sendJson(visit.res, 200, previewJson(view, parsed.ok ? [] : parsed.problems));
@@ -651,42 +660,9 @@ export function previewJson(view: PreviewView, problems: ProfileProblem[]) {
   };
 }
 
-export interface StoreFactsOptions {
-  store: SiqServerStore;
-  resolver: FactDeps['resolver'];
-  /** DNS list zones (siq_server.dnsbl) */
-  dnsbl: FactDeps['dnsbl'];
-  /** report counters halve every this long (siq_server.report_half_life_days) */
-  reportHalfLifeMs: number;
-  reportMinMessages?: number;
-  /** the checks of one preview end after this (siq_server.check_timeout_ms; default 1500) */
-  timeoutMs?: number;
-  clock?: Clock;
-}
-
-/**
- * The `facts` option from the server's own pieces: every check (so the preview can switch them
- * on and off), the account's lists from the store and its decayed report counts.
- */
-export function storeFacts(o: StoreFactsOptions): (q: SiqFactsQuery) => Promise<SiqFacts> {
-  const clock = o.clock ?? systemClock;
-  const all = new Set(CHECK_IDS);
-  return async ({ accountId, ip, domain }) => {
-    const stored = await o.store.getLists(accountId);
-    let lists: LocalLists | null = null;
-    try {
-      lists = new LocalLists(stored);
-    } catch {
-      // an entry the lists refuse (added by another tool): check without lists rather than fail
-      lists = null;
-    }
-    return gatherFacts({ ip, domain }, all, {
-      resolver: o.resolver,
-      dnsbl: o.dnsbl,
-      lists,
-      reports: (kind, key) => o.store.reportCounts(accountId, kind, key, clock.now(), o.reportHalfLifeMs),
-      ...(o.reportMinMessages !== undefined ? { reportMinMessages: o.reportMinMessages } : {}),
-      signal: AbortSignal.timeout(o.timeoutMs ?? 1500),
-    });
-  };
+/** The server's checks as the `facts` option: every check on, with the account's lists and reports. */
+export function serverFacts(server: Pick<SiqServer, 'explain'>): (q: SiqFactsQuery) => Promise<SiqFacts> {
+  const everything = cloneProfile(DEFAULT_PROFILE);
+  for (const id of CHECK_IDS) everything.checks[id].enabled = true;
+  return async ({ accountId, ip, domain }) => (await server.explain(accountId, ip, domain, everything)).facts;
 }

@@ -33,6 +33,7 @@ export function layout(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · SIQ</title>
 <link rel="stylesheet" href="/static/siq.css">
+<link rel="icon" href="/static/icon.svg" type="image/svg+xml">
 <script type="module" src="/static/siq.js"></script>
 </head>
 <body>
