@@ -333,10 +333,11 @@ function where(entry: ReplayEntry): string {
 }
 
 function table(head: string[], rows: string[][], cls = ''): string {
-  if (rows.length === 0) return '<p class="none">none</p>';
-  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
-    .join('')}</tbody></table>`;
+  const body =
+    rows.length === 0
+      ? `<tr><td colspan="${head.length}" class="none">none</td></tr>`
+      : rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('');
+  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((h) => `<th>${e(h)}</th>`).join('')}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
 function counted(map: Record<string, number>): string[][] {
@@ -395,7 +396,8 @@ export function renderHtml(o: HtmlInput): string {
     }),
   );
   const siqMarker = o.config.siq.rejectScore >= 0 ? { at: o.config.siq.rejectScore / 10, label: `reject ≤ ${o.config.siq.rejectScore}` } : o.config.siq.tagScore >= 0 ? { at: (o.config.siq.tagScore + 1) / 10, label: `tag ≤ ${o.config.siq.tagScore}` } : undefined;
-  charts.push(histogramChart('chart-siq', o.dist.siq, 'SIQ score', siqMarker));
+  const siq = o.config.siq.servers.length === 0 ? { ...o.dist.siq, name: 'SIQ score (no SIQ servers in the config)', missing: 0 } : o.dist.siq;
+  charts.push(histogramChart('chart-siq', siq, 'SIQ score', siqMarker));
   if (o.dist.ratings.buckets.length > 0) charts.push(histogramChart('chart-ratings', o.dist.ratings, 'rating average'));
   if (o.dist.dnsbl.buckets.length > 0) charts.push(histogramChart('chart-dnsbl', o.dist.dnsbl, 'DNS list score'));
 
@@ -452,7 +454,8 @@ export function renderHtml(o: HtmlInput): string {
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f4f4f4}td{word-break:break-word}.whatif td:nth-child(n+3){text-align:right}
+th{background:#f4f4f4}td{overflow-wrap:anywhere}.whatif td:nth-child(n+3){text-align:right}
+.whatif td:not(:last-child),.whatif th,.action{white-space:nowrap;overflow-wrap:normal}
 .current{color:#1565c0;font-weight:bold}.note{background:#fff8e1;border-left:4px solid #f9a825;padding:.5em 1em}
 .charts{display:flex;flex-wrap:wrap;gap:1em}.none,.more{color:#777}
 .action[data-action=REJECT]{color:#c62828;font-weight:bold}.action[data-action=TEMPFAIL]{color:#6a1b9a;font-weight:bold}
