@@ -82,7 +82,7 @@ try {
   const redisOps = await cacheOps(new RedisSiqCache(connect('bench-ops:')));
 
   /** mean microseconds per checkID (sequential) with this SIQ cache, its answers all cached */
-  const verdicts = async (cache: SiqCache): Promise<{ usPerVerdict: number; perSecond: number }> => {
+  const verdicts = async (cache: SiqCache, redis?: RedisConnection): Promise<{ usPerVerdict: number; perSecond: number; redisGets?: number }> => {
     const resolver = new ZoneResolver(new Zone(seedZone()));
     const config = defaultConfig();
     config.authservId = 'mx.receiver.example';
@@ -92,16 +92,22 @@ try {
     const input = (i: number) => ({ ip: '192.0.2.1', helo: 'mx.example.com', mailFrom: `a@s${i % 50}.example`, rcpt: ['b@example.org'] });
     for (let i = 0; i < 50; i++) await engine.checkID(input(i)); // every SIQ answer now cached
     const before = siq.received.length;
+    const gets = () => (redis?.stats().ops['siq.get']?.ok ?? 0) + (redis?.stats().ops['siq.get']?.unavailable ?? 0);
+    const getsBefore = gets();
     const m = await measure(N, 1, async (i) => engine.checkID(input(i)));
     if (siq.received.length !== before) throw new Error('a verdict asked the SIQ server: the cache did not serve it');
     prepared.siq?.client.close();
-    return { usPerVerdict: Number(((m.ms * 1000) / N).toFixed(1)), perSecond: m.perSecond };
+    return { usPerVerdict: Number(((m.ms * 1000) / N).toFixed(1)), perSecond: m.perSecond, ...(redis ? { redisGets: gets() - getsBefore } : {}) };
   };
-  const round = async () => ({
-    memory: await verdicts(new MemorySiqCache()),
-    redisOnly: await verdicts(new RedisSiqCache(connect('bench-verdict-redis:'))),
-    tiered: await verdicts(new TieredSiqCache(new MemorySiqCache(), new RedisSiqCache(connect('bench-verdict-tiered:')))),
-  });
+  const round = async () => {
+    const r1 = connect('bench-verdict-redis:');
+    const r2 = connect('bench-verdict-tiered:');
+    return {
+      memory: await verdicts(new MemorySiqCache()),
+      redisOnly: await verdicts(new RedisSiqCache(r1), r1),
+      tiered: await verdicts(new TieredSiqCache(new MemorySiqCache(), new RedisSiqCache(r2)), r2),
+    };
+  };
   await round(); // warm-up: the JIT and both caches, so the order of the three does not matter
   const { memory, redisOnly, tiered } = await round();
 
