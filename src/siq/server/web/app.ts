@@ -10,7 +10,8 @@
  *   createServer(handle).listen(8062, '127.0.0.1');
  */
 import { readFileSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../../../common/clock.ts';
 import { isFqdn } from '../../../common/domain.ts';
 import { parseIp, formatIp } from '../../../common/ip.ts';
@@ -248,7 +249,7 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
       return { ...view, message: `Fix the marked values: ${profile.map(formatProfileProblem).join('; ')}.` };
     }
     if (view.ip === '') return view;
-    const ip = parseIp(view.ip.replace(/^\[(.*)\]$/, '$1'));
+    const ip = view.ip.includes('%') ? null : parseIp(view.ip.replace(/^\[(.*)\]$/, '$1'));
     if (!ip) return { ...view, message: `${view.ip.slice(0, 64)} is not an IPv4 or IPv6 address.` };
     const d = previewDomainProblem(view.domain);
     if ('error' in d) return { ...view, message: d.error };
@@ -665,4 +666,38 @@ export function serverFacts(server: Pick<SiqServer, 'explain'>): (q: SiqFactsQue
   const everything = cloneProfile(DEFAULT_PROFILE);
   for (const id of CHECK_IDS) everything.checks[id].enabled = true;
   return async ({ accountId, ip, domain }) => (await server.explain(accountId, ip, domain, everything)).facts;
+}
+
+/**
+ * Serves the pages on HOST:PORT (port 0: any free one) with header and request time limits, for
+ * `siq_server.web_listen`. Put a TLS proxy in front (and set `secure`) when it is reachable
+ * from outside.
+ */
+export async function listenSiqWeb(
+  app: SiqWebApp,
+  host: string,
+  port: number,
+): Promise<{ server: Server; address: string; port: number; close(): Promise<void> }> {
+  const server = createServer(app);
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  return {
+    server,
+    address: a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`,
+    port: a.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
 }

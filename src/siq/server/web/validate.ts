@@ -7,8 +7,12 @@ import { formatIp, parseCidr, parseIp } from '../../../common/ip.ts';
 export function sourceIpProblem(text: string): { ip: string } | { error: string } {
   const t = text.trim().replace(/^\[(.*)\]$/, '$1');
   if (t === '') return { error: 'Enter the IP address your mail gateway sends SIQ queries from.' };
+  if (t.includes('%'))
+    return { error: `${text.trim().slice(0, 60)}: write the address without a zone (%…).` };
   if (t.includes('/'))
-    return { error: `${text.trim()} is a network: register single addresses (one per gateway).` };
+    return {
+      error: `${text.trim().slice(0, 60)} is a network: register single addresses (one per gateway).`,
+    };
   const ip = parseIp(t);
   if (!ip) return { error: `${text.trim().slice(0, 60)} is not an IPv4 or IPv6 address.` };
   const b = ip.bytes;
@@ -27,7 +31,7 @@ export function sourceIpProblem(text: string): { ip: string } | { error: string 
 export function listEntryProblem(text: string): { entry: string } | { error: string } {
   const t = text.trim();
   if (t === '') return { error: 'Enter an IP address, a network (CIDR), a domain or .domain.' };
-  if (t.length > 255 || /[\s#]/.test(t))
+  if (t.length > 255 || /[\s#%]/.test(t))
     return { error: `${t.slice(0, 80)} is not an IP address, network, domain or .domain.` };
   let entry: string;
   const cidr = t.includes('/') || parseIp(t) ? parseCidr(t) : null;
