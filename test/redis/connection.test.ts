@@ -4,6 +4,8 @@
  * across connections, metrics, and the per-process sharing.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { LogLevel } from '../../src/engine/engine.ts';
 import { RedisConnection, RedisUnavailableError, releaseSharedRedis, sharedRedis } from '../../src/redis/connection.ts';
@@ -19,6 +21,24 @@ async function until(done: () => boolean | Promise<boolean>, what: string, tries
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.fail(`gave up waiting: ${what}`);
+}
+
+/** GET in another database: SELECT then the command on one connection (plain RESP). */
+async function redisCommandIn(server: RedisTestServer, db: number, ...args: string[]): Promise<unknown> {
+  const socket = net.connect(server.port, '127.0.0.1');
+  await once(socket, 'connect');
+  const enc = (a: string[]) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
+  socket.write(enc(['AUTH', 'pa ss']) + enc(['SELECT', String(db)]) + enc(args));
+  let text = '';
+  for await (const chunk of socket) {
+    text += (chunk as Buffer).toString();
+    const m = /^\+OK\r\n\+OK\r\n(?:\$\d+\r\n(.*)\r\n|\$-1\r\n)/.exec(text);
+    if (m) {
+      socket.destroy();
+      return m[1] ?? null;
+    }
+  }
+  return null;
 }
 
 function logs() {
@@ -168,6 +188,27 @@ describe('RedisConnection with a real redis-server', { skip: redisSkip() }, () =
     const after = registry.render();
     assert.match(after, /^checkid_redis_up 0$/m);
     assert.match(after, /^checkid_redis_writes_dropped_total\{op="siq\.set"\} 1$/m);
+  });
+
+  test('a Unix socket URL with a database, and a password-protected server: right password works, a wrong one falls back', async () => {
+    const secured = await startRedisServer({ unixSocket: true, password: 'pa ss' });
+    try {
+      const viaSocket = new RedisConnection({ ...defaultRedisConfig(), url: `unix://${secured.socket}?db=3&password=pa%20ss`, prefix: 'sock:', commandTimeoutMs: 2_000 });
+      await viaSocket.run('t.set', (c) => c.set(viaSocket.key('k'), 'over the socket'));
+      const inDb3 = await redisCommandIn(secured, 3, 'GET', 'sock:k');
+      assert.equal(inDb3, 'over the socket');
+      await viaSocket.close();
+
+      const { lines, log } = logs();
+      const wrong = new RedisConnection({ ...defaultRedisConfig(), url: `redis://:wrong@127.0.0.1:${secured.port}`, log, commandTimeoutMs: 2_000 });
+      assert.equal(await wrong.attempt('t.get', (c) => c.get('k'), 'fallback'), 'fallback');
+      assert.notEqual(wrong.state, 'ready');
+      assert.ok(lines.some((l) => l.level === 'warn' && /WRONGPASS|invalid|auth/i.test(String(l.fields?.error))), JSON.stringify(lines));
+      assert.ok(lines.every((l) => !JSON.stringify(l).includes('wrong@')), 'the password is never logged');
+      await wrong.close();
+    } finally {
+      await secured.stop();
+    }
   });
 
   test('sharedRedis: one connection per process for the same settings, closed by the last user', async () => {

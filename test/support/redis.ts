@@ -10,6 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { tempDir } from './fixtures.ts';
 
 export const REDIS_SERVER = process.env.CHECKID_REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -25,8 +26,10 @@ export function redisSkip(): string | false {
 
 export interface RedisTestServer {
   port: number;
-  /** redis://127.0.0.1:PORT */
+  /** redis://127.0.0.1:PORT (with the password when one is set) */
   url: string;
+  /** the Unix socket, when asked for */
+  socket: string | null;
   dir: string;
   /** running now */
   readonly running: boolean;
@@ -37,7 +40,7 @@ export interface RedisTestServer {
   /** SIGSTOP / SIGCONT: a server that stops answering without closing connections */
   pause(): void;
   resume(): void;
-  /** one command through redis-cli-free RESP: for checks from the test side */
+  /** one command on a fresh connection (plain RESP, no client library): checks from the test side */
   command(...args: string[]): Promise<string | number | null | Array<string | null>>;
   stop(): Promise<void>;
 }
@@ -97,13 +100,24 @@ function parseReply(buf: Buffer, at = 0): { value: Reply; end: number } | null {
 
 /** Sends one command on a fresh connection and returns its reply (test-side checks). */
 export async function redisCommand(port: number, ...args: string[]): Promise<Reply> {
+  return redisCommandAuth(port, null, ...args);
+}
+
+async function redisCommandAuth(port: number, password: string | null, ...args: string[]): Promise<Reply> {
   const socket = net.connect(port, '127.0.0.1');
   await once(socket, 'connect');
-  socket.write(encode(args));
+  socket.write(password === null ? encode(args) : encode(['AUTH', password]) + encode(args));
   let buf = Buffer.alloc(0);
   try {
     for await (const chunk of socket) {
       buf = Buffer.concat([buf, chunk as Buffer]);
+      if (password !== null) {
+        const auth = parseReply(buf);
+        if (!auth) continue;
+        const r = parseReply(buf, auth.end);
+        if (r) return r.value;
+        continue;
+      }
       const r = parseReply(buf);
       if (r) return r.value;
     }
@@ -113,23 +127,36 @@ export async function redisCommand(port: number, ...args: string[]): Promise<Rep
   }
 }
 
-async function answersPing(port: number): Promise<boolean> {
+async function answersPing(port: number, password: string | null): Promise<boolean> {
   try {
-    return (await redisCommand(port, 'PING')) === 'PONG';
+    return (await redisCommandAuth(port, password, 'PING')) === 'PONG';
   } catch {
     return false;
   }
 }
 
-export async function startRedisServer(): Promise<RedisTestServer> {
+export interface RedisServerOptions {
+  /** also listen on a Unix socket in the temporary directory */
+  unixSocket?: boolean;
+  /** requirepass */
+  password?: string;
+}
+
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisTestServer> {
   if (!existsSync(REDIS_SERVER)) throw new Error(`redis-server not found at ${REDIS_SERVER}: install the redis-server package`);
   const dir = tempDir('checkid-redis-');
   const port = await freePort();
+  const password = options.password ?? null;
+  const socketPath = options.unixSocket ? join(dir, 'redis.sock') : null;
+  const extra = [
+    ...(socketPath ? ['--unixsocket', socketPath, '--unixsocketperm', '700'] : []),
+    ...(password !== null ? ['--requirepass', password] : []),
+  ];
   let child: ChildProcess | null = null;
   let log = '';
 
   const launch = async (): Promise<void> => {
-    const c = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    const c = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = c;
@@ -141,7 +168,7 @@ export async function startRedisServer(): Promise<RedisTestServer> {
     });
     for (let i = 0; i < 200; i++) {
       if (c.exitCode !== null) throw new Error(`redis-server exited (${c.exitCode}): ${log}`);
-      if (await answersPing(port)) return;
+      if (await answersPing(port, password)) return;
       await new Promise((r) => setTimeout(r, 25));
     }
     c.kill('SIGKILL');
@@ -161,7 +188,8 @@ export async function startRedisServer(): Promise<RedisTestServer> {
   await launch();
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: password !== null ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    socket: socketPath,
     dir,
     get running() {
       return child !== null;
@@ -174,7 +202,7 @@ export async function startRedisServer(): Promise<RedisTestServer> {
     resume: () => {
       (child as ChildProcess | null)?.kill('SIGCONT');
     },
-    command: (...args: string[]) => redisCommand(port, ...args) as Promise<string | number | null | Array<string | null>>,
+    command: (...args: string[]) => redisCommandAuth(port, password, ...args) as Promise<string | number | null | Array<string | null>>,
     stop: killNow,
   };
 }
