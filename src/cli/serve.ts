@@ -17,6 +17,7 @@ import { smtpListener } from './smtp.ts';
 import { siqServerListener } from './siq-listener.ts';
 import { createStructuredLog, levelFromEnv, type StructuredLog, stdoutLines } from '../telemetry/log.ts';
 import { Telemetry } from '../telemetry/telemetry.ts';
+import { dashboardListener } from '../dashboard/listener.ts';
 import { USAGE } from './usage.ts';
 
 /** A running listener: where it listens, and how to stop it (finishing work in progress). */
@@ -68,7 +69,7 @@ const http: ListenerKind = {
 };
 
 /** Every listener kind, in start order. */
-export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener, smtpListener, siqServerListener];
+export const LISTENERS: ListenerKind[] = [http, milterListener, policyListener, readsocketListener, smtpListener, siqServerListener, dashboardListener];
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -119,6 +120,8 @@ export async function runListeners(command: string, argv: string[], only?: strin
       ...(values.resolver ? { resolverServers: values.resolver } : {}),
       log: jsonLog,
       monitor: true,
+      // without --config, the dashboard's Apply writes (and the policy reads) an overlay in the state directory
+      overlay: true,
       // one mail-log line per final verdict on stdout; metrics on the HTTP API's GET /metrics
       telemetry: new Telemetry({ mailLog: stdoutLines(), version: version(), ...(structuredLog().enabled('debug') ? { verdictLog: jsonLog } : {}) }),
     });
