@@ -74,8 +74,11 @@ export interface SiqWebOptions {
    * and off without asking again.
    */
   facts: (query: SiqFactsQuery) => Promise<SiqFacts>;
-  /** the server's default profile (siq_server.default_profile); missing keys of stored profiles come from it */
-  defaultProfile?: SiqProfile;
+  /**
+   * The server's default profile (siq_server.default_profile), or a function that reads it (so a
+   * config reload applies): stored profiles' missing keys come from it.
+   */
+  defaultProfile?: SiqProfile | (() => SiqProfile);
   clock?: Clock;
   /** served over HTTPS (directly or behind a TLS proxy): Secure cookies, HSTS */
   secure?: boolean;
@@ -150,7 +153,9 @@ interface Ctx {
 export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
   const clock = options.clock ?? systemClock;
   const store = options.store;
-  const defaults = options.defaultProfile ?? DEFAULT_PROFILE;
+  const defaultsOption = options.defaultProfile ?? DEFAULT_PROFILE;
+  /** read on every use, so a config reload applies at once */
+  const defaults = () => (typeof defaultsOption === 'function' ? defaultsOption() : defaultsOption);
   const params = options.passwordParams ?? DEFAULT_PASSWORD_PARAMS;
   const minLength = options.minPasswordLength ?? 12;
   const opts = {
@@ -213,10 +218,10 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
 
   const effectiveProfile = async (accountId: string): Promise<{ profile: SiqProfile; warning?: string }> => {
     const stored = await store.getProfile(accountId);
-    const parsed = parseProfile(stored, defaults);
+    const parsed = parseProfile(stored, defaults());
     if (parsed.ok) return { profile: parsed.profile };
     return {
-      profile: defaults,
+      profile: defaults(),
       warning: `The stored profile is not valid any more (${parsed.problems.map(formatProfileProblem).join('; ')}); the defaults are shown.`,
     };
   };
@@ -431,7 +436,7 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
   router.post('/profile', async (visit) => {
     const a = await account(visit);
     const form = await visit.form();
-    const parsed = profileFromForm(form, defaults);
+    const parsed = profileFromForm(form, defaults());
     if (!parsed.ok) {
       return showProfile(visit, 400, {
         fields: form,
@@ -464,7 +469,7 @@ export function createSiqWebApp(options: SiqWebOptions): SiqWebApp {
   router.post('/profile/preview', async (visit) => {
     const a = await account(visit);
     const form = await visit.form();
-    const parsed = profileFromForm(form, defaults);
+    const parsed = profileFromForm(form, defaults());
     const view = await preview(
       a.id,
       form.get('preview_ip') ?? '',
