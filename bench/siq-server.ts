@@ -1,0 +1,254 @@
+/**
+ * The SIQ server under load: answers per second with a warm answer cache, the server alone in a
+ * child process (one core), the load generator here (the other core); then latency at half that
+ * rate. The peer in the same run is the ceiling: a minimal Node UDP responder in a child process
+ * that copies the query's ID into a fixed reply and sends it back, nothing else. Printed as a
+ * ratio (siq / echo).
+ *
+ *   node bench/siq-server.ts [--seconds 3] [--window 256] [--pairs 1000]
+ *
+ * Prints one JSON line. Goals (issue 5): ≥ 30,000 answers/s warm; p99 < 2 ms at half load.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { encodeQuery, encodeReply } from '../src/siq/codec.ts';
+import { numberArg } from './support/args.ts';
+
+const role = process.argv.includes('--role') ? process.argv[process.argv.indexOf('--role') + 1] : 'main';
+const seconds = numberArg('seconds', 3);
+const window = numberArg('window', 256);
+const pairs = numberArg('pairs', 1000);
+
+/** The (ip, domain) pairs asked about: 192.0.2.x / 198.51.100.x with a few domains. */
+function question(i: number): { ip: string; domain: string } {
+  const n = i % pairs;
+  return { ip: `${n % 2 ? '198.51.100' : '192.0.2'}.${(n >> 1) % 250}`, domain: `d${n % 97}.example` };
+}
+
+async function serveSiq(): Promise<void> {
+  const { MemorySiqServerStore } = await import('../src/siq/server/store-memory.ts');
+  const { SiqServer } = await import('../src/siq/server/server.ts');
+  const { defaultSiqServerConfig } = await import('../src/siq/server/config.ts');
+  const { Zone } = await import('../test/support/zone.ts');
+  const { ZoneResolver } = await import('./support/zone-resolver.ts');
+  const zone: Record<string, Array<Record<string, unknown>>> = {};
+  for (let i = 0; i < 97; i++) {
+    zone[`d${i}.example`] = [{ TXT: 'v=spf1 ip4:192.0.2.0/24 -all' }, { MX: [10, 'mx.example'] }];
+    zone[`_dmarc.d${i}.example`] = [{ TXT: 'v=DMARC1; p=reject' }];
+  }
+  const store = new MemorySiqServerStore();
+  const account = await store.createAccount({
+    email: 'bench@example.org',
+    passwordHash: '',
+    createdAt: Date.now(),
+  });
+  await store.addSourceIp(account.id, '127.0.0.1');
+  const config = {
+    ...defaultSiqServerConfig(),
+    dnsbl: [{ zone: 'bl.example', weight: 1 }],
+    rateLimit: { perSecond: 10_000_000, burst: 10_000_000, action: 'drop' as const },
+  };
+  const server = new SiqServer({ store, resolver: new ZoneResolver(new Zone(zone)), config: () => config });
+  const udp = await server.listenUdp('127.0.0.1', 0);
+  process.stdout.write(`${udp.port}\n`);
+  process.on('SIGTERM', () => {
+    process.stderr.write(`${JSON.stringify(server.stats())}\n`);
+    void server.close().then(() => process.exit(0));
+  });
+}
+
+async function serveEcho(): Promise<void> {
+  const reply = Buffer.from(
+    encodeReply({
+      id: 0,
+      score: 73,
+      ipScore: 80,
+      domainScore: 60,
+      relScore: 70,
+      ttl: 300,
+      confidence: 90,
+      text: 'dnsbl=pass iprev=pass spf_pass=pass',
+    }),
+  );
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, rinfo) => {
+    const out = Buffer.from(reply);
+    out[2] = msg[2]!;
+    out[3] = msg[3]!;
+    socket.send(out, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((ok) => socket.bind(0, '127.0.0.1', () => ok()));
+  process.stdout.write(`${socket.address().port}\n`);
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+async function startChild(kind: 'siq' | 'echo'): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--role', kind], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const [line] = (await once(lines, 'line')) as [string];
+  return { child, port: Number(line) };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  child.kill('SIGTERM');
+  await once(child, 'exit');
+}
+
+/** Pre-encoded queries; the ID (octets 2..3) is patched per send. */
+const packets = Array.from({ length: pairs }, (_, i) =>
+  Buffer.from(encodeQuery({ id: 0, type: 'mail', ...question(i) })),
+);
+
+/** Keeps `window` queries in flight on 4 sockets for `ms`; answers per second. */
+async function throughput(
+  port: number,
+  ms: number,
+): Promise<{ perSec: number; sent: number; answered: number; badScores: number }> {
+  const sockets = await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((ok) => s.bind(0, '127.0.0.1', () => ok()));
+      s.connect(port, '127.0.0.1');
+      await once(s, 'connect');
+      return s;
+    }),
+  );
+  let sent = 0;
+  let answered = 0;
+  let counted = 0;
+  let badScores = 0;
+  let measuring = false;
+  let running = true;
+  const send = (s: dgram.Socket) => {
+    const p = Buffer.from(packets[sent % pairs]!);
+    p[2] = (sent >> 8) & 0xff;
+    p[3] = sent & 0xff;
+    sent++;
+    s.send(p);
+  };
+  for (const s of sockets) {
+    s.on('message', (msg) => {
+      answered++;
+      if (measuring) counted++;
+      if (msg[1]! > 100) badScores++;
+      if (running) send(s);
+    });
+  }
+  for (let i = 0; i < window; i++) send(sockets[i % sockets.length]!);
+  // a lost datagram shrinks the window; top it up every 50 ms
+  const topUp = setInterval(() => {
+    const missing = window - (sent - answered);
+    for (let i = 0; i < missing; i++) send(sockets[i % sockets.length]!);
+  }, 50);
+  await new Promise((r) => setTimeout(r, 500));
+  measuring = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, ms));
+  const elapsed = performance.now() - t0;
+  measuring = false;
+  running = false;
+  clearInterval(topUp);
+  const perSec = Math.round(counted / (elapsed / 1000));
+  await new Promise((r) => setTimeout(r, 100));
+  for (const s of sockets) s.close();
+  return { perSec, sent, answered, badScores };
+}
+
+/** Sends at `rate` per second, paced every ms, for `ms`; latency of each answer. */
+async function latency(
+  port: number,
+  rate: number,
+  ms: number,
+): Promise<{ rate: number; answered: number; lost: number; p50Ms: number; p99Ms: number; maxMs: number }> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((ok) => s.bind(0, '127.0.0.1', () => ok()));
+  s.connect(port, '127.0.0.1');
+  await once(s, 'connect');
+  const sentAt = new Float64Array(65536);
+  const samples: number[] = [];
+  let id = 0;
+  let sent = 0;
+  s.on('message', (msg) => {
+    samples.push(performance.now() - sentAt[(msg[2]! << 8) | msg[3]!]!);
+  });
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.floor(((now - t0) / 1000) * rate);
+      while (sent < due) {
+        const p = Buffer.from(packets[sent % pairs]!);
+        id = (id + 1) & 0xffff;
+        p[2] = id >> 8;
+        p[3] = id & 0xff;
+        sentAt[id] = performance.now();
+        s.send(p);
+        sent++;
+      }
+      if (now - t0 >= ms) resolve();
+      else setImmediate(tick);
+    };
+    tick();
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  s.close();
+  samples.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    Number(samples[Math.min(samples.length - 1, Math.floor(samples.length * p))]!.toFixed(3));
+  return {
+    rate,
+    answered: samples.length,
+    lost: sent - samples.length,
+    p50Ms: pct(0.5),
+    p99Ms: pct(0.99),
+    maxMs: Number(samples.at(-1)!.toFixed(3)),
+  };
+}
+
+if (role === 'siq') await serveSiq();
+else if (role === 'echo') await serveEcho();
+else {
+  const echo = await startChild('echo');
+  const echoTp = await throughput(echo.port, seconds * 1000);
+
+  const siq = await startChild('siq');
+  // warm the answer cache: every pair once, one at a time
+  {
+    const s = dgram.createSocket('udp4');
+    s.connect(siq.port, '127.0.0.1');
+    await once(s, 'connect');
+    for (let i = 0; i < pairs; i++) {
+      const p = Buffer.from(packets[i]!);
+      p[2] = i >> 8;
+      p[3] = i & 0xff;
+      s.send(p);
+      await once(s, 'message');
+    }
+    s.close();
+  }
+  const siqTp = await throughput(siq.port, seconds * 1000);
+  // latency at half the SIQ server's rate, for both (same offered load)
+  const rate = Math.round(siqTp.perSec / 2);
+  const siqLat = await latency(siq.port, rate, seconds * 1000);
+  await stopChild(siq.child);
+  const echoLat = await latency(echo.port, rate, seconds * 1000);
+  await stopChild(echo.child);
+
+  process.stdout.write(
+    `${JSON.stringify({
+      bench: 'siq-server',
+      node: process.version,
+      pairs,
+      window,
+      warm: { answersPerSec: siqTp.perSec, badScores: siqTp.badScores, goal: 30_000 },
+      halfLoad: { ...siqLat, goalP99Ms: 2 },
+      echo: { answersPerSec: echoTp.perSec, halfLoad: echoLat },
+      ratioToEcho: Number((siqTp.perSec / echoTp.perSec).toFixed(2)),
+      p99VsEcho: Number((siqLat.p99Ms / echoLat.p99Ms).toFixed(2)),
+    })}\n`,
+  );
+}
