@@ -57,6 +57,8 @@ export interface ReceivedInfo {
 
 const MAX_VALUE = 16 * 1024;
 const MAX_DEPTH = 16;
+/** a host name, an address literal, "unknown": no white space, quotes or angle brackets */
+const ATOM = /^[^\s"<>]+$/;
 const KEYWORDS = new Set(['from', 'by', 'via', 'with', 'id', 'for']);
 
 type Token = { kind: 'word'; text: string } | { kind: 'comment'; text: string };
@@ -102,6 +104,11 @@ function tokenize(value: string): { tokens: Token[]; date?: string } {
       const end = j < 0 ? n : j + 1;
       tokens.push({ kind: 'word', text: value.slice(i, end) });
       i = end;
+      continue;
+    }
+    if (c === ')') {
+      // a stray closing parenthesis: nothing to close
+      i++;
       continue;
     }
     let j = i;
@@ -181,10 +188,11 @@ export function parseReceived(raw: string): ReceivedInfo {
     }
     switch (clause) {
       case 'from':
-        info.fromName ??= t.text;
+        // a host name or address literal: one atom (a quoted string or <…> here is damage)
+        if (ATOM.test(t.text)) info.fromName ??= t.text;
         break;
       case 'by':
-        info.by ??= t.text;
+        if (ATOM.test(t.text)) info.by ??= t.text;
         break;
       case 'with':
         // Exchange: "with Microsoft SMTP Server"; keep the first word only

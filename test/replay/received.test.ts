@@ -233,6 +233,9 @@ describe('others and bad input', () => {
       assert.equal(typeof r.format, 'string');
     }
     assert.equal(parseReceived('from x ([999.1.1.1])').ip, undefined);
+    // found by fuzz/replay.ts: a stray ")" once looped for ever; a quoted "name" is no HELO
+    assert.equal(parseReceived('from a.example) (a.example [192.0.2.1]) by mx; d').ip, '192.0.2.1');
+    assert.equal(parseReceived('from "a b" (a.example [192.0.2.1]) by mx; d').helo, undefined);
     // the value is cut at 16 KiB: an address after that is not seen
     assert.equal(parseReceived(`from x (${'a'.repeat(1_000_000)} [192.0.2.1])`).ip, undefined);
   });
