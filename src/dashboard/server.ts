@@ -110,7 +110,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
     secure: o.secure ?? false,
     ...(o.publicOrigin ? { publicOrigin: o.publicOrigin } : {}),
     ...(o.trustedProxies ? { trustedProxies: o.trustedProxies } : {}),
-    isPublic: (path) => open || path.startsWith('/static/'),
+    isPublic: (path) => open || path.startsWith('/static/') || path === '/favicon.ico',
     layout: ({ title, body }) => page(title, body),
     onError: (err) => log('error', 'dashboard: internal error', { error: (err as Error).message, stack: (err as Error).stack }),
   });
@@ -243,6 +243,12 @@ ${visit.userId ? html`<form method="post" action="/signout" class="signout">${vi
 </div>
 </section>`;
     sendPage(visit, 'checkid dashboard', body);
+  });
+
+  // browsers ask for it on their own: no icon, and no 404 in their console
+  router.get('/favicon.ico', (visit) => {
+    visit.res.writeHead(204);
+    visit.res.end();
   });
 
   router.get('/static/:name', (visit, params) => {
