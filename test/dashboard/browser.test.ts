@@ -158,8 +158,8 @@ describe('the dashboard in Chromium', { skip }, () => {
         const v = await check(d.http, ip, domain);
         assert.equal(v.action, 'FILTER', `${domain}: ${JSON.stringify(v)}`);
       }
-      await page.waitForFunction((n) => document.querySelectorAll('#live tbody tr').length === n, MAIL.length);
-      const rows = await page.$$eval('#live tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.ip, (tr as HTMLElement).dataset.action, tr.children[2]!.textContent, tr.children[4]!.textContent]));
+      await page.waitForFunction(`document.querySelectorAll('#live tbody tr').length === ${MAIL.length}`);
+      const rows = await page.$$eval('#live tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-ip'), tr.getAttribute('data-action'), tr.children[2]!.textContent, tr.children[4]!.textContent]));
       assert.deepEqual(
         rows,
         [...MAIL].reverse().map(([ip, domain]) => [ip, 'FILTER', domain, SCORES[domain]! <= 50 ? 'FILTER (tagged)' : 'FILTER']),
@@ -170,10 +170,10 @@ describe('the dashboard in Chromium', { skip }, () => {
       assert.match((await page.textContent('#live tbody tr:first-child details ul')) ?? '', /not reputable enough to skip filtering/);
 
       // the charts: six FILTER verdicts over time; the SIQ histogram has the scores' buckets
-      await page.waitForFunction(() => Number(document.querySelector('#charts-section')?.getAttribute('data-records')) === 6);
+      await page.waitForFunction(`Number(document.querySelector('#charts-section')?.getAttribute('data-records')) === ${MAIL.length}`);
       const actionBars = await page.$$eval('#chart-actions svg rect.bar', (rs) => rs.map((r) => [r.getAttribute('data-series'), Number(r.getAttribute('data-value'))]));
       assert.equal(actionBars.filter(([s]) => s === 'FILTER').reduce((sum, [, v]) => sum + (v as number), 0), 6);
-      await page.waitForFunction(() => document.querySelectorAll('#chart-siq svg rect.bar').length > 0);
+      await page.waitForFunction("document.querySelectorAll('#chart-siq svg rect.bar').length > 0");
       const siqBars = Object.fromEntries(await page.$$eval('#chart-siq svg rect.bar', (rs) => rs.map((r) => [r.getAttribute('data-label'), Number(r.getAttribute('data-value'))])));
       const expectedBuckets: Record<string, number> = {};
       for (const [, domain] of MAIL) {
@@ -192,20 +192,20 @@ describe('the dashboard in Chromium', { skip }, () => {
       const wantNoLongerTagged = scores.filter((s) => s <= reject && s <= 50).length;
       await page.fill('#siqRejectScore', String(reject));
       await page.fill('#siqTagScore', String(tag));
-      await page.waitForFunction((n) => document.querySelector('#wi-newly-rejected')?.textContent === String(n) && document.querySelector('#wi-newly-tagged')?.textContent !== '0', wantRejected);
-      await page.waitForFunction(() => !document.querySelector('#whatif-section')?.hasAttribute('aria-busy'));
+      await page.waitForFunction(`document.querySelector('#wi-newly-rejected')?.textContent === '${wantRejected}' && document.querySelector('#wi-newly-tagged')?.textContent !== '0'`);
+      await page.waitForFunction("!document.querySelector('#whatif-section')?.hasAttribute('aria-busy')");
       assert.equal(await page.textContent('#wi-records'), String(MAIL.length));
       assert.equal(await page.textContent('#wi-newly-rejected'), String(wantRejected));
       assert.equal(await page.textContent('#wi-newly-tagged'), String(wantNewlyTagged));
       assert.equal(await page.textContent('#wi-no-longer-tagged'), String(wantNoLongerTagged));
       assert.equal(await page.textContent('#wi-rejected'), `0 → ${wantRejected}`);
-      const senders = await page.$$eval('#wi-senders tbody tr', (trs) => trs.map((tr) => [(tr as HTMLElement).dataset.key, Number(tr.children[2]!.textContent), Number(tr.children[3]!.textContent)]));
+      const senders = await page.$$eval('#wi-senders tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-key'), Number(tr.children[2]!.textContent), Number(tr.children[3]!.textContent)]));
       assert.deepEqual(senders, [
         ['spam.example', 2, 0],
         ['good.example', 0, 1],
         ['grey.example', 1, 0],
       ]);
-      const clients = await page.$$eval('#wi-clients tbody tr', (trs) => trs.map((tr) => (tr as HTMLElement).dataset.key));
+      const clients = await page.$$eval('#wi-clients tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-key')));
       assert.deepEqual(clients, ['192.0.2.10', '192.0.2.11', '192.0.2.13']);
       // the SIQ chart marks the tried reject threshold
       assert.match((await page.textContent('#chart-siq svg g.marker')) ?? '', /reject ≤ 30/);
