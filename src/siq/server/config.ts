@@ -74,7 +74,7 @@ export const PROFILE_SCHEMA: Schema = {
   type: 'object',
   props: {
     base: num(0, 100),
-    ttl: num(0, 86_400),
+    ttl: num(0, 65_535),
     checks: { type: 'object', props: Object.fromEntries(CHECK_IDS.map((id) => [id, weights])) },
   },
 };

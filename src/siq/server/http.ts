@@ -35,7 +35,8 @@ function clientOf(req: IncomingMessage): string {
   return normalizeIp(a) ?? a;
 }
 
-class BodyError extends Error {
+/** A request body the server refuses, with the HTTP status it answers. */
+export class BodyError extends Error {
   readonly status: number;
   constructor(status: number, message: string) {
     super(message);
@@ -140,14 +141,15 @@ async function handleQuery(
   plain(res, status, body, head, headers);
 }
 
-interface ReportItem {
+export interface ReportItem {
   ip?: string;
   domain?: string;
   result: 'accepted' | 'rejected';
   count?: number;
 }
 
-function parseReports(body: string): ReportItem[] {
+/** Reads a report request body (JSON); throws BodyError for anything else. */
+export function parseReports(body: string): ReportItem[] {
   let value: unknown;
   try {
     value = JSON.parse(body);

@@ -82,7 +82,7 @@ export interface CheckWeights {
 export interface SiqProfile {
   /** the score before any check, and the base of each sub-score: 0..100 */
   base: number;
-  /** seconds a client may cache the answer (and the server's answer cache keeps it): 0..86400 */
+  /** seconds a client may cache the answer (and the server's answer cache keeps it): 0..65535, the -02 TTL field */
   ttl: number;
   checks: Record<CheckId, CheckWeights>;
 }
@@ -162,7 +162,7 @@ export function parseProfile(input: unknown, base: SiqProfile = DEFAULT_PROFILE)
   }
   const b = number(input.base, 0, 100, ['base'], problems);
   if (b !== undefined) out.base = b;
-  const t = number(input.ttl, 0, 86_400, ['ttl'], problems);
+  const t = number(input.ttl, 0, 65_535, ['ttl'], problems);
   if (t !== undefined) out.ttl = t;
   if (input.checks !== undefined && input.checks !== null) {
     if (!isObject(input.checks))

@@ -644,7 +644,11 @@ export class SiqServer {
     };
   }
 
-  private onDatagram(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /**
+   * One datagram from `client` (its source address): the reply to send back, or null (malformed,
+   * unregistered, rate-limited with action drop). Never rejects. The UDP listener calls this.
+   */
+  async handleDatagram(client: string, msg: Uint8Array): Promise<Uint8Array | null> {
     let query: DecodedQuery;
     try {
       query = decodeQuery(msg);
@@ -653,14 +657,20 @@ export class SiqServer {
       this.counters.malformed++;
       if (!(err instanceof SiqDecodeError))
         this.log?.('warn', 'SIQ server: query decoder failed', { error: (err as Error).message });
-      return;
+      return null;
     }
-    const client = rinfo.family === 'IPv4' ? rinfo.address : (normalizeIp(rinfo.address) ?? rinfo.address);
-    void this.answerBytes({ client, ip: query.ip, domain: query.domain, type: query.type }, query.id).then(
-      (out) => {
-        if (out.kind === 'reply' && !this.closed) socket.send(out.bytes, rinfo.port, rinfo.address);
-      },
+    const out = await this.answerBytes(
+      { client, ip: query.ip, domain: query.domain, type: query.type },
+      query.id,
     );
+    return out.kind === 'reply' ? out.bytes : null;
+  }
+
+  private onDatagram(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const client = rinfo.family === 'IPv4' ? rinfo.address : (normalizeIp(rinfo.address) ?? rinfo.address);
+    void this.handleDatagram(client, msg).then((bytes) => {
+      if (bytes && !this.closed) socket.send(bytes, rinfo.port, rinfo.address);
+    });
   }
 
   /** Stops the timers and watchers, writes the query log; sockets opened by listenUdp are closed. The store is the caller's. */
