@@ -114,6 +114,15 @@ siq:
 ${dashboard}`;
 }
 
+/** Polls `check` (page state read through Playwright) until it holds. */
+async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const skip = browserSkip();
 
 describe('the dashboard in Chromium', { skip }, () => {
@@ -158,7 +167,7 @@ describe('the dashboard in Chromium', { skip }, () => {
         const v = await check(d.http, ip, domain);
         assert.equal(v.action, 'FILTER', `${domain}: ${JSON.stringify(v)}`);
       }
-      await page.waitForFunction(`document.querySelectorAll('#live tbody tr').length === ${MAIL.length}`);
+      await until('every verdict in the live table', async () => (await page.locator('#live tbody tr').count()) === MAIL.length);
       const rows = await page.$$eval('#live tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-ip'), tr.getAttribute('data-action'), tr.children[2]!.textContent, tr.children[4]!.textContent]));
       assert.deepEqual(
         rows,
@@ -170,10 +179,10 @@ describe('the dashboard in Chromium', { skip }, () => {
       assert.match((await page.textContent('#live tbody tr:first-child details ul')) ?? '', /not reputable enough to skip filtering/);
 
       // the charts: six FILTER verdicts over time; the SIQ histogram has the scores' buckets
-      await page.waitForFunction(`Number(document.querySelector('#charts-section')?.getAttribute('data-records')) === ${MAIL.length}`);
+      await until('the charts cover every verdict', async () => (await page.getAttribute('#charts-section', 'data-records')) === String(MAIL.length));
       const actionBars = await page.$$eval('#chart-actions svg rect.bar', (rs) => rs.map((r) => [r.getAttribute('data-series'), Number(r.getAttribute('data-value'))]));
       assert.equal(actionBars.filter(([s]) => s === 'FILTER').reduce((sum, [, v]) => sum + (v as number), 0), 6);
-      await page.waitForFunction("document.querySelectorAll('#chart-siq svg rect.bar').length > 0");
+      await page.locator('#chart-siq svg rect.bar').first().waitFor();
       const siqBars = Object.fromEntries(await page.$$eval('#chart-siq svg rect.bar', (rs) => rs.map((r) => [r.getAttribute('data-label'), Number(r.getAttribute('data-value'))])));
       const expectedBuckets: Record<string, number> = {};
       for (const [, domain] of MAIL) {
@@ -192,8 +201,8 @@ describe('the dashboard in Chromium', { skip }, () => {
       const wantNoLongerTagged = scores.filter((s) => s <= reject && s <= 50).length;
       await page.fill('#siqRejectScore', String(reject));
       await page.fill('#siqTagScore', String(tag));
-      await page.waitForFunction(`document.querySelector('#wi-newly-rejected')?.textContent === '${wantRejected}' && document.querySelector('#wi-newly-tagged')?.textContent !== '0'`);
-      await page.waitForFunction("!document.querySelector('#whatif-section')?.hasAttribute('aria-busy')");
+      await until('the what-if with both thresholds', async () => (await page.textContent('#wi-newly-rejected')) === String(wantRejected) && (await page.textContent('#wi-newly-tagged')) !== '0');
+      await page.waitForSelector('#whatif-section:not([aria-busy])');
       assert.equal(await page.textContent('#wi-records'), String(MAIL.length));
       assert.equal(await page.textContent('#wi-newly-rejected'), String(wantRejected));
       assert.equal(await page.textContent('#wi-newly-tagged'), String(wantNewlyTagged));
