@@ -8,7 +8,6 @@
  * mailauth runs in strict mode (its RFC 8617 mode). The verdicts (cv) must be equal, except for the
  * documented classes in classify(), each naming the RFC text that makes ours right.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { arc as mailauthArc, sealMessage } from 'mailauth/lib/arc/index.js';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { mailauthResolver } from '../../../bench/support/mailauth-resolver.ts';
@@ -16,31 +15,13 @@ import { type ArcResult, verifyArc } from '../../../src/checks/arc/index.ts';
 import { ManualClock } from '../../../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
 import { between, chance, pick } from '../../../fuzz/support/prng.ts';
+import { type DifferentialKeys, differentialKeys } from '../dkim/sign.ts';
 
-export interface ArcKeys {
-  rsa: { privatePem: string; p: string };
-  ed: { privatePem: string; p: string };
-  /** another RSA key, for "DNS holds a different key" */
-  other: { p: string };
-}
+export type ArcKeys = DifferentialKeys;
 
-const rsaP = (k: KeyObject) => k.export({ type: 'spki', format: 'der' }).toString('base64');
-
+/** RSA and Ed25519 sealer keys, and a 1024-bit RSA key for "DNS holds a different key". */
 export function makeArcKeys(): ArcKeys {
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const other = generateKeyPairSync('rsa', { modulusLength: 1024 });
-  const ed = generateKeyPairSync('ed25519');
-  return {
-    rsa: {
-      privatePem: rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      p: rsaP(rsa.publicKey),
-    },
-    ed: {
-      privatePem: ed.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      p: ed.publicKey.export({ type: 'spki', format: 'der' }).subarray(12).toString('base64'),
-    },
-    other: { p: rsaP(other.publicKey) },
-  };
+  return differentialKeys(1024);
 }
 
 type Rng = () => number;
@@ -80,7 +61,9 @@ function body(rng: Rng): string {
   const lines: string[] = [];
   for (let i = between(rng, 1, 15); i > 0; i--) {
     const k = rng();
-    lines.push(k < 0.15 ? '' : k < 0.2 ? ' \t' : text(rng, between(rng, 1, 10)) + (chance(rng, 0.2) ? '  ' : ''));
+    lines.push(
+      k < 0.15 ? '' : k < 0.2 ? ' \t' : text(rng, between(rng, 1, 10)) + (chance(rng, 0.2) ? '  ' : ''),
+    );
   }
   return lines.join('\r\n') + pick(rng, ['\r\n', '\r\n', '\r\n\r\n\r\n', '']);
 }
@@ -145,9 +128,7 @@ export async function generateArcCase(seed: number, rng: Rng, keys: ArcKeys): Pr
     const type = chance(rng, 0.6) ? 'rsa' : 'ed';
     const domain = pick(rng, SEALERS);
     sealers.push({ domain, type });
-    zone[`${type}._domainkey.${domain}`] = [
-      { TXT: type === 'rsa' ? `v=DKIM1; k=rsa; p=${keys.rsa.p}` : `v=DKIM1; k=ed25519; p=${keys.ed.p}` },
-    ];
+    zone[`${type}._domainkey.${domain}`] = [{ TXT: keys[type].record }];
     const headerList = chance(rng, 0.3)
       ? [
           'from',
@@ -157,7 +138,7 @@ export async function generateArcCase(seed: number, rng: Rng, keys: ArcKeys): Pr
     const seal = {
       signingDomain: domain,
       selector: type,
-      privateKey: type === 'rsa' ? keys.rsa.privatePem : keys.ed.privatePem,
+      privateKey: keys[type].privatePem,
       authResults: `mx.${domain}; spf=pass smtp.mailfrom=a@example.com; dmarc=${pick(rng, ['pass', 'fail'])} header.from=example.com`,
       cv: i === 1 ? 'none' : 'pass',
       signTime: new Date(ARC_NOW - (hops - i + 1) * 60_000),
@@ -305,7 +286,7 @@ function mangle(
     case 18:
       zone[keyName] = [
         {
-          TXT: `v=DKIM1; k=${target.type === 'rsa' ? 'ed25519' : 'rsa'}; p=${target.type === 'rsa' ? keys.ed.p : keys.rsa.p}`,
+          TXT: (target.type === 'rsa' ? keys.ed : keys.rsa).record,
         },
       ];
       return { message, what: `${keyName} of the other type` };

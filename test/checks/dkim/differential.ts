@@ -7,7 +7,6 @@
  * mailauth runs in strict mode (its RFC-following mode). Verdicts must be equal, except for the
  * documented classes in `classify()`, each of which names the RFC text that makes ours right.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { mailauthResolver } from '../../../bench/support/mailauth-resolver.ts';
@@ -15,34 +14,12 @@ import { type DkimResult, verifyMessage } from '../../../src/checks/dkim/index.t
 import { ManualClock } from '../../../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
 import { between, chance, pick } from '../../../fuzz/support/prng.ts';
+import { type DifferentialKeys, differentialKeys, keyRecord } from './sign.ts';
 
-export interface Keys {
-  rsa: { privatePem: string; p: string };
-  ed: { privatePem: string; p: string };
-  /** a second RSA key, for "the DNS holds another key" */
-  other: { p: string };
-}
-
-function rsaP(k: KeyObject): string {
-  return k.export({ type: 'spki', format: 'der' }).toString('base64');
-}
+export type Keys = DifferentialKeys;
 
 export function makeKeys(): Keys {
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const ed = generateKeyPairSync('ed25519');
-  return {
-    rsa: {
-      privatePem: rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      p: rsaP(rsa.publicKey),
-    },
-    ed: {
-      privatePem: ed.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      // RFC 8463: the raw 32-octet key, the tail of its SubjectPublicKeyInfo
-      p: ed.publicKey.export({ type: 'spki', format: 'der' }).subarray(12).toString('base64'),
-    },
-    other: { p: rsaP(other.publicKey) },
-  };
+  return differentialKeys();
 }
 
 type Rng = () => number;
@@ -211,7 +188,7 @@ export async function generateCase(seed: number, rng: Rng, keys: Keys): Promise<
   const signatureData = specs.map((s) => ({
     signingDomain: DOMAIN,
     selector: s.selector,
-    privateKey: s.key === 'rsa' ? keys.rsa.privatePem : keys.ed.privatePem,
+    privateKey: keys[s.key].privatePem,
     canonicalization: s.canonicalization,
     ...(s.algorithm ? { algorithm: s.algorithm } : {}),
     ...(s.headerList ? { headerList: s.headerList } : {}),
@@ -227,8 +204,8 @@ export async function generateCase(seed: number, rng: Rng, keys: Keys): Promise<
   let message = signed.signatures + text;
 
   const zone: ZoneData = {
-    [`rsa._domainkey.${DOMAIN}`]: [{ TXT: `v=DKIM1; k=rsa; p=${keys.rsa.p}` }],
-    [`ed._domainkey.${DOMAIN}`]: [{ TXT: `v=DKIM1; k=ed25519; p=${keys.ed.p}` }],
+    [`rsa._domainkey.${DOMAIN}`]: [{ TXT: keys.rsa.record }],
+    [`ed._domainkey.${DOMAIN}`]: [{ TXT: keys.ed.record }],
   };
   let now = NOW;
   // most cases are mangled once; some twice (a broken key and a changed body, say)
@@ -256,8 +233,9 @@ function mangle(
   const head = message.slice(0, split + 2);
   const rest = message.slice(split + 2);
   const bodyText = rest.slice(2);
-  const sigKey = pick(rng, ['rsa', 'ed']);
+  const sigKey = pick(rng, ['rsa', 'ed'] as const);
   const keyName = `${sigKey}._domainkey.${DOMAIN}`;
+  const key = keys[sigKey];
   const r = between(rng, 0, 27);
   switch (r) {
     case 0: {
@@ -370,34 +348,22 @@ function mangle(
             'v=DKIM1; k=dsa; p=AAAA',
             'v=DKIM1; p=%%%',
             'garbage',
-            `v=DKIM1; k=rsa; s=chat; p=${keys.rsa.p}`,
+            keyRecord(keys.rsa, ['s=chat']),
           ]),
         },
       ];
       return { message, what: `${sigKey} key record broken` };
     case 22:
-      zone[keyName] = [{ TXT: `v=DKIM1; k=rsa; p=${keys.other.p}` }];
+      zone[keyName] = [{ TXT: keys.other.record }];
       return { message, what: `${sigKey} key replaced by another RSA key` };
     case 23:
-      zone[keyName] = [
-        {
-          TXT: `v=DKIM1; k=${sigKey === 'rsa' ? 'rsa' : 'ed25519'}; h=sha1; p=${sigKey === 'rsa' ? keys.rsa.p : keys.ed.p}`,
-        },
-      ];
+      zone[keyName] = [{ TXT: keyRecord(key, ['h=sha1']) }];
       return { message, what: `${sigKey} key h=sha1` };
     case 24:
-      zone[keyName] = [
-        {
-          TXT: `v=DKIM1; k=${sigKey === 'rsa' ? 'rsa' : 'ed25519'}; t=y${chance(rng, 0.5) ? ':s' : ''}; p=${sigKey === 'rsa' ? keys.rsa.p : keys.ed.p}`,
-        },
-      ];
+      zone[keyName] = [{ TXT: keyRecord(key, [`t=y${chance(rng, 0.5) ? ':s' : ''}`]) }];
       return { message, what: `${sigKey} key t= flags` };
     case 25:
-      zone[keyName] = [
-        {
-          TXT: `v=DKIM1; k=${sigKey === 'rsa' ? 'ed25519' : 'rsa'}; p=${sigKey === 'rsa' ? keys.ed.p : keys.rsa.p}`,
-        },
-      ];
+      zone[keyName] = [{ TXT: (sigKey === 'rsa' ? keys.ed : keys.rsa).record }];
       return { message, what: `${sigKey} key of the other type` };
     case 26:
       return { message, what: 'clock two days later', now: NOW + 2 * 86_400_000 };

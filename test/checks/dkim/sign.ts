@@ -11,21 +11,48 @@ import { parseTagList } from '../../../src/checks/dkim/tags.ts';
 export interface TestKey {
   type: 'rsa' | 'ed25519';
   privateKey: KeyObject;
+  /** the private key as PKCS#8 PEM (what mailauth's signers take) */
+  privatePem: string;
   /** the key record's p= */
   p: string;
+  /** the DNS TXT record: "v=DKIM1; k=<type>; p=<p>" */
   record: string;
+}
+
+/** A key record for `key` with extra tags before p= ("h=sha1", "t=y"), as a DNS TXT text. */
+export function keyRecord(key: Pick<TestKey, 'type' | 'p'>, tags: readonly string[] = []): string {
+  return ['v=DKIM1', `k=${key.type}`, ...tags, `p=${key.p}`].join('; ');
+}
+
+function testKey(type: TestKey['type'], privateKey: KeyObject, p: string): TestKey {
+  const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  return { type, privateKey, privatePem, p, record: keyRecord({ type, p }) };
 }
 
 export function rsaKey(bits = 2048): TestKey {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
-  const p = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
-  return { type: 'rsa', privateKey, p, record: `v=DKIM1; k=rsa; p=${p}` };
+  return testKey('rsa', privateKey, publicKey.export({ type: 'spki', format: 'der' }).toString('base64'));
 }
 
 export function ed25519Key(): TestKey {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const p = publicKey.export({ type: 'spki', format: 'der' }).subarray(12).toString('base64');
-  return { type: 'ed25519', privateKey, p, record: `v=DKIM1; k=ed25519; p=${p}` };
+  // RFC 8463: the raw 32-octet key, the tail of its SubjectPublicKeyInfo
+  return testKey(
+    'ed25519',
+    privateKey,
+    publicKey.export({ type: 'spki', format: 'der' }).subarray(12).toString('base64'),
+  );
+}
+
+/** The keys of the mailauth differential tests: RSA, Ed25519, and another RSA key for "DNS holds a different key". */
+export interface DifferentialKeys {
+  rsa: TestKey;
+  ed: TestKey;
+  other: TestKey;
+}
+
+export function differentialKeys(otherBits = 2048): DifferentialKeys {
+  return { rsa: rsaKey(), ed: ed25519Key(), other: rsaKey(otherBits) };
 }
 
 export interface SignOptions {
