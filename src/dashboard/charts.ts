@@ -10,9 +10,15 @@
  * numbers behind the picture.
  */
 
-/** Text for SVG/HTML content and attribute values. */
+/**
+ * Text for SVG/HTML content and attribute values: the five specials as entities, and characters
+ * XML 1.0 does not allow at all (C0 controls but tab and line feeds, lone surrogates) as U+FFFD,
+ * so a hostile label can neither inject markup nor make the document unreadable.
+ */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return text
+    .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')
+    .replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 /** Colours for the verdict actions (and a palette for anything else). */

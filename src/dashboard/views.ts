@@ -21,7 +21,7 @@ export interface TimeSeries {
 const STEPS = [60_000, 5 * 60_000, 15 * 60_000, 3_600_000, 3 * 3_600_000, 6 * 3_600_000, 86_400_000, 7 * 86_400_000];
 
 /** Counts by action in about `buckets` equal steps (a round size: 1 min … 1 week) ending now. */
-export function actionsOverTime(records: readonly VerdictRecord[], now: number, windowMs: number, buckets = 24): TimeSeries {
+export function actionsOverTime(records: readonly VerdictRecord[], now: number, windowMs: number, buckets = 31): TimeSeries {
   const bucketMs = STEPS.find((s) => windowMs / s <= buckets) ?? STEPS[STEPS.length - 1]!;
   const end = Math.floor(now / bucketMs) * bucketMs + bucketMs;
   const n = Math.max(1, Math.ceil(windowMs / bucketMs));
