@@ -234,8 +234,11 @@ else {
   // latency at half the SIQ server's rate, for both (same offered load)
   const rate = Math.round(siqTp.perSec / 2);
   const siqLat = await latency(siq.port, rate, seconds * 1000);
+  // and at a light 2,000/s: the service time without queueing
+  const siqLight = await latency(siq.port, 2000, 2000);
   await stopChild(siq.child);
   const echoLat = await latency(echo.port, rate, seconds * 1000);
+  const echoLight = await latency(echo.port, 2000, 2000);
   await stopChild(echo.child);
 
   process.stdout.write(
@@ -246,7 +249,8 @@ else {
       window,
       warm: { answersPerSec: siqTp.perSec, badScores: siqTp.badScores, goal: 30_000 },
       halfLoad: { ...siqLat, goalP99Ms: 2 },
-      echo: { answersPerSec: echoTp.perSec, halfLoad: echoLat },
+      lightLoad: siqLight,
+      echo: { answersPerSec: echoTp.perSec, halfLoad: echoLat, lightLoad: echoLight },
       ratioToEcho: Number((siqTp.perSec / echoTp.perSec).toFixed(2)),
       p99VsEcho: Number((siqLat.p99Ms / echoLat.p99Ms).toFixed(2)),
     })}\n`,
