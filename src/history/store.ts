@@ -304,8 +304,24 @@ export class SqliteHistoryStore implements HistoryStore {
   async recent(limit: number): Promise<VerdictRecord[]> {
     this.check();
     checkLimit(limit, 'recent');
-    const rows = this.db.prepare('SELECT seq, record FROM verdicts ORDER BY time DESC, seq DESC LIMIT ?').all(limit);
-    return this.rows(rows.reverse());
+    // newest first, page by page (keyset on time, seq), then turned around
+    const first = this.db.prepare('SELECT seq, time, record FROM verdicts ORDER BY time DESC, seq DESC LIMIT ?');
+    const next = this.db.prepare('SELECT seq, time, record FROM verdicts WHERE (time = ? AND seq < ?) OR time < ? ORDER BY time DESC, seq DESC LIMIT ?');
+    const pages: VerdictRecord[][] = [];
+    let got = 0;
+    let last: { seq: number; time: number } | null = null;
+    while (got < limit) {
+      const want = Math.min(this.pageSize, limit - got);
+      const rows = (last ? next.all(last.time, last.seq, last.time, want) : first.all(want)) as Array<{ seq: number; time: number; record: string }>;
+      got += rows.length;
+      pages.push(this.rows(rows.reverse()));
+      if (rows.length < want) break;
+      const end = rows[0]!;
+      last = { seq: end.seq, time: end.time };
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.check();
+    }
+    return pages.reverse().flat();
   }
 
   async range(from: number, to: number, limit = DEFAULT_RANGE_LIMIT): Promise<VerdictRecord[]> {

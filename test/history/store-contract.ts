@@ -146,7 +146,7 @@ export function runHistoryContract(name: string, makeStore: () => Promise<Histor
         );
       }));
 
-    test('a long range comes whole and in order (more than one page of a paged reader)', () =>
+    test('a long range and a long recent() come whole and in order (more than one page of a paged reader)', () =>
       withStore(async (s) => {
         const n = 5_000;
         const batch: VerdictRecord[] = [];
@@ -156,6 +156,11 @@ export function runHistoryContract(name: string, makeStore: () => Promise<Histor
         assert.equal(all.length, n);
         for (let i = 1; i < all.length; i++) assert.ok(all[i]!.time >= all[i - 1]!.time, `out of order at ${i}`);
         assert.equal((await s.range(0, Number.MAX_SAFE_INTEGER, 4_321)).length, 4_321);
+        const newest = await s.recent(4_321);
+        assert.deepEqual(
+          newest.map((r) => `${r.time} ${r.ip}`),
+          all.slice(-4_321).map((r) => `${r.time} ${r.ip}`),
+        );
       }));
 
     test('prune(before) removes the older records only and says how many', () =>
