@@ -16,7 +16,7 @@ import { type Daemon, startDaemon } from '../adapters/policyd/daemon.ts';
 import { adapterZone } from '../adapters/policyd/helpers.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
 import { type Sink, startSink } from '../support/lab/sink.ts';
-import { message, SmtpClient, type SmtpReply } from '../support/lab/smtp-client.ts';
+import { message, SmtpClient, type SmtpReply } from '../support/smtp-client.ts';
 
 const skip = eximSkip();
 

@@ -12,7 +12,7 @@ import type { MtaName, MtaOptions, RunningMta } from '../support/lab/mta.ts';
 import { postfixMainCf, startPostfix } from '../support/lab/postfix.ts';
 import { sendmailMc, startSendmail } from '../support/lab/sendmail.ts';
 import { startSink } from '../support/lab/sink.ts';
-import { message, SmtpClient, transaction } from '../support/lab/smtp-client.ts';
+import { message, SmtpClient, transaction } from '../support/smtp-client.ts';
 
 const START: Record<MtaName, (o: MtaOptions) => Promise<RunningMta>> = {
   postfix: startPostfix,

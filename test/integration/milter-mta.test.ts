@@ -26,7 +26,7 @@ import type { MtaName, MtaOptions, RunningMta } from '../support/lab/mta.ts';
 import { postfixGid, startPostfix } from '../support/lab/postfix.ts';
 import { startSendmail } from '../support/lab/sendmail.ts';
 import { type Sink, type SinkMessage, startSink } from '../support/lab/sink.ts';
-import { message, SmtpClient, type SmtpReply, transaction } from '../support/lab/smtp-client.ts';
+import { message, SmtpClient, type SmtpReply, transaction } from '../support/smtp-client.ts';
 import type { ZoneData } from '../support/zone.ts';
 
 const START: Record<MtaName, (o: MtaOptions) => Promise<RunningMta>> = {

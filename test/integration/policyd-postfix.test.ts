@@ -16,7 +16,7 @@ import { labSkip, requireLab } from '../support/lab/lab.ts';
 import type { RunningMta } from '../support/lab/mta.ts';
 import { startPostfix } from '../support/lab/postfix.ts';
 import { type Sink, startSink } from '../support/lab/sink.ts';
-import { message, SmtpClient } from '../support/lab/smtp-client.ts';
+import { message, SmtpClient } from '../support/smtp-client.ts';
 
 const skip = labSkip('postfix');
 
@@ -53,7 +53,7 @@ after(async () => {
 
 /** An SMTP session that Postfix sees as coming from `addr`. */
 async function session(addr: string, helo: string, timeoutMs = 30_000): Promise<SmtpClient> {
-  const client = await SmtpClient.connect(postfix.port, '127.0.0.1', timeoutMs);
+  const client = await SmtpClient.connect(postfix.port, { timeoutMs });
   try {
     await client.ehlo('lab-client.example');
     await client.xclient({ ADDR: addr, NAME: '[UNAVAILABLE]', HELO: helo });

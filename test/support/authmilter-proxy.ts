@@ -35,8 +35,8 @@ import {
   authservIdFor,
 } from './authmilter-e2e.ts';
 import { startDnsServer } from './dns-server.ts';
+import { mailArgument, replyLine, SmtpClient, transaction } from './smtp-client.ts';
 import { startSmtpSink } from './smtp-sink.ts';
-import { replyLine, SmtpSendClient } from './smtp-send.ts';
 
 export interface ProxyAttempt {
   /** the MAIL FROM argument sent */
@@ -92,15 +92,17 @@ export async function runProxyCases(cases: E2eCase[], options: { bindClient: boo
         for (const m of caseMessages(c)) {
           const client = mappedClient(settings, m.ip, m.helo);
           clientIp = client.ip;
-          const { client: smtp } = await SmtpSendClient.connect({ port, ...(options.bindClient ? { localAddress: client.ip } : {}) });
-          const send = async (mailFrom: string): Promise<ProxyAttempt> => {
+          const smtp = await SmtpClient.connect(port, options.bindClient ? { localAddress: client.ip } : {});
+          const env = envelopeAddress(m.mailFrom);
+          const params = env.params.join(' ');
+          const send = async (from: string): Promise<ProxyAttempt> => {
             const before = sink.messages.length;
             taken();
-            const t = await smtp.transaction(mailFrom, [envelopeAddress(m.rcptTo).address], sourceMessage(m.source));
+            const t = await transaction(smtp, { from, params, to: [envelopeAddress(m.rcptTo).address], message: sourceMessage(m.source), pipeline: true });
             const relayedMessage = t.final.code === 250 && t.data ? sink.messages[before] : undefined;
             const eom = taken();
             return {
-              mailFrom,
+              mailFrom: mailArgument(from, params),
               mail: replyLine(t.mail),
               rcpt: t.rcpt.map(replyLine).join(' | '),
               data: t.data ? replyLine(t.data) : null,
@@ -110,12 +112,11 @@ export async function runProxyCases(cases: E2eCase[], options: { bindClient: boo
               eom: eom.at(-1) ?? null,
             };
           };
-          await smtp.ehlo(client.helo);
-          const env = envelopeAddress(m.mailFrom);
-          const attempt = await send(`<${env.address}>${env.params.length ? ` ${env.params.join(' ')}` : ''}`);
+          await smtp.ehlo(client.helo, { strict: false });
+          const attempt = await send(env.address);
           const message: ProxyMessageResult = { index: m.index, client: { ...client, bound: options.bindClient }, attempt };
           if (attempt.mail.startsWith('501') && /\s/.test(env.address)) {
-            message.retry = await send(`<${env.address.replace(/\s+/g, '')}>${env.params.length ? ` ${env.params.join(' ')}` : ''}`);
+            message.retry = await send(env.address.replace(/\s+/g, ''));
           }
           await smtp.quit();
           result.messages.push(message);
