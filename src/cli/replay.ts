@@ -7,7 +7,7 @@ import { ConfigError } from '../policy/config.ts';
 import { EnvelopeError, type GivenEnvelope, loadEnvelopeLines } from '../replay/envelope.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, type MboxFormat } from '../replay/mbox.ts';
 import { Progress, type ProgressMode } from '../replay/progress.ts';
-import { ReplayReport } from '../replay/report.ts';
+import { DEFAULT_SAMPLE, ReplayReport } from '../replay/report.ts';
 import { runReplay } from '../replay/runner.ts';
 import { InputError, planInputs, readMessages, type SourceItem } from '../replay/sources.ts';
 import { startRuntime, UsageError } from './runtime.ts';
@@ -23,6 +23,7 @@ const OPTIONS = {
   'received-by': { type: 'string', multiple: true },
   'mbox-format': { type: 'string' },
   'max-message-size': { type: 'string' },
+  sample: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -69,6 +70,7 @@ export async function runReplayCommand(argv: string[]): Promise<number> {
   let trustedHops: number | undefined;
   let maxMessageBytes: number;
   let mboxFormat: MboxFormat;
+  let sample: number;
   try {
     const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
     values = parsed.values;
@@ -82,6 +84,7 @@ export async function runReplayCommand(argv: string[]): Promise<number> {
     trustedHops = values['trusted-hops'] === undefined ? undefined : wholeNumber('trusted-hops', values['trusted-hops'], 0, 0, 100);
     if (trustedHops !== undefined && values['received-by']) throw new UsageError('--trusted-hops and --received-by choose the Received header in two ways: give one');
     maxMessageBytes = size(values['max-message-size']);
+    sample = wholeNumber('sample', values.sample, DEFAULT_SAMPLE, 1, 100_000_000);
     const format = values['mbox-format'] ?? 'mboxrd';
     if (format !== 'mboxrd' && format !== 'mboxo') throw new UsageError(`--mbox-format must be mboxrd or mboxo, not "${format}"`);
     mboxFormat = format;
@@ -128,6 +131,7 @@ export async function runReplayCommand(argv: string[]): Promise<number> {
     hop,
     mboxFormat,
     envelopeFile: values.envelope ?? null,
+    sample,
   });
   try {
     await report.open();

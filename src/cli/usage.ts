@@ -33,7 +33,7 @@ commands:
            with a report (docs/replay.md)
            checkid replay <mbox|maildir|file|dir>... [--config FILE] [--resolver HOST:PORT] [--jobs N]
                           [--report DIR] [--envelope FILE.jsonl] [--trusted-hops N | --received-by HOST]...
-                          [--mbox-format mboxrd|mboxo] [--max-message-size 64M] [--quiet]
+                          [--mbox-format mboxrd|mboxo] [--max-message-size 64M] [--sample 200000] [--quiet]
 
 Exit status: 0 whatever the verdict (doctor: 1 when a check fails); 2 for usage errors, 3 for configuration errors.
 Docs: docs/cli.md, docs/configuration.md, docs/operations.md

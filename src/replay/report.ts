@@ -3,9 +3,12 @@
  * what-if) written as the run goes, and `report.html`, one self-contained page (inline CSS and
  * SVG, no script, no external resource) with the charts and tables.
  *
- * Memory: the messages stream to report.json; what stays in memory for the totals, charts and
- * what-if is a slimmed copy of each verdict record (no reply text or explanation), a few hundred
- * bytes per message, plus at most MAX_LISTED entries of each table the HTML lists.
+ * Memory: the messages stream to report.json; what stays in memory for the charts and the
+ * what-if is a slimmed copy of each verdict record (no reply text or explanation), about 1.3 KB
+ * per message, for at most `sample` messages (default 200,000): past that, a uniform random
+ * sample of the checked messages (reservoir sampling) stands for all of them, and the report says
+ * so. The totals (actions, reasons, …) always count every message. The HTML lists at most
+ * MAX_LISTED entries of each table.
  */
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
@@ -20,6 +23,8 @@ import type { ReplayEntry } from './runner.ts';
 export const REPORT_VERSION = 1;
 /** rows of each list the HTML page shows (the JSON has every message) */
 export const MAX_LISTED = 200;
+/** verdict records kept for the charts and the what-if (the history store's range cap too) */
+export const DEFAULT_SAMPLE = 200_000;
 
 export const DNS_NOTE =
   'Verdicts are made with DNS as it answers now, not as it answered when the message arrived: SPF records, ' +
@@ -34,6 +39,8 @@ export interface ReportMeta {
   hop: { trustedHops?: number; receivedBy?: string[] };
   mboxFormat: string;
   envelopeFile: string | null;
+  /** records kept for the charts and what-if (default DEFAULT_SAMPLE) */
+  sample?: number;
 }
 
 export interface Totals {
@@ -79,15 +86,20 @@ export interface WhatIfRow {
   senders: Array<{ key: string; changed: number }>;
 }
 
-/** The fields the what-if and the charts read; the rest of a record streams to the JSON file only. */
+/**
+ * The fields the what-if and the charts read; the rest of a record streams to the JSON file only.
+ * Copied through JSON so that no string in it is a slice keeping the whole message text alive.
+ */
 function slim(r: VerdictRecord): VerdictRecord {
-  return {
-    ...r,
-    reply: { code: r.reply.code, xcode: '', text: '' },
-    // decide.ts's temperror explanation names the rule the what-if needs; others are not read
-    explanation: r.reason === 'dns-temperror' ? r.explanation.slice(0, 1) : [],
-    facts: '',
-  };
+  return JSON.parse(
+    JSON.stringify({
+      ...r,
+      reply: { code: r.reply.code, xcode: '', text: '' },
+      // decide.ts's temperror explanation names the rule the what-if needs; others are not read
+      explanation: r.reason === 'dns-temperror' ? r.explanation.slice(0, 1) : [],
+      facts: '',
+    }),
+  ) as VerdictRecord;
 }
 
 /** A map keyed by outside text (reasons from a policy hook): no prototype to pollute. */
@@ -115,6 +127,9 @@ export class ReplayReport {
   private out: WriteStream | null = null;
   private first = true;
   private readonly records: VerdictRecord[] = [];
+  private readonly sample: number;
+  /** a fixed-seed generator for the reservoir: the same input gives the same report */
+  private seed = 0x2545f491;
   private readonly totals: Totals = {
     messages: 0,
     checked: 0,
@@ -138,6 +153,7 @@ export class ReplayReport {
   constructor(dir: string, meta: ReportMeta) {
     this.dir = dir;
     this.meta = meta;
+    this.sample = meta.sample ?? DEFAULT_SAMPLE;
     this.jsonPath = join(dir, 'report.json');
     this.htmlPath = join(dir, 'report.html');
   }
@@ -195,7 +211,22 @@ export class ReplayReport {
     this.msSum += v.ms;
     if (v.ms > t.ms.max) t.ms.max = v.ms;
     if ((v.action === 'REJECT' || v.action === 'TEMPFAIL') && this.listed.refused.length < MAX_LISTED) this.listed.refused.push(entry);
-    this.records.push(slim(v));
+    // reservoir sampling (Algorithm R): every checked message has the same chance to be kept
+    if (this.records.length < this.sample) this.records.push(slim(v));
+    else {
+      const j = Math.floor(this.random() * t.checked);
+      if (j < this.sample) this.records[j] = slim(v);
+    }
+  }
+
+  /** xorshift32 in [0, 1) */
+  private random(): number {
+    let x = this.seed;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.seed = x >>> 0;
+    return this.seed / 4294967296;
   }
 
   get counts(): Readonly<Totals> {
@@ -214,6 +245,8 @@ export class ReplayReport {
       const tail = {
         finished: finished.toISOString(),
         totals: t,
+        // the charts' distributions and the what-if are over these many checked messages
+        sampled: this.records.length,
         distributions: dist,
         thresholds: candidateOf(config),
         whatIf: rows,
@@ -227,7 +260,7 @@ export class ReplayReport {
         out.end(() => resolve());
       });
     }
-    const html = renderHtml({ meta: this.meta, started: this.started, finished, totals: t, dist, rows, config, listed: this.listed });
+    const html = renderHtml({ meta: this.meta, started: this.started, finished, totals: t, dist, rows, config, listed: this.listed, sampled: this.records.length });
     const page = createWriteStream(this.htmlPath);
     await new Promise<void>((resolve, reject) => {
       page.once('error', reject);
@@ -324,6 +357,7 @@ interface HtmlInput {
   rows: WhatIfRow[];
   config: Config;
   listed: { refused: ReplayEntry[]; skipped: ReplayEntry[]; errors: ReplayEntry[] };
+  sampled: number;
 }
 
 const e = escapeXml;
@@ -476,7 +510,7 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 <h2>Actions, reasons, stages</h2>
 <div class="charts">${table(['action', 'messages'], counted(t.actions))}${table(['reason', 'messages'], counted(t.reasons))}${table(['stage', 'messages'], counted(t.stages))}</div>
 <h2>What each threshold would do</h2>
-<p>Each row changes one threshold and keeps the rest of the config; the counts are over the ${t.checked} checked messages. "unknown": the session would have gone on to checks that never ran.</p>
+<p>Each row changes one threshold and keeps the rest of the config; the counts are over ${o.sampled < t.checked ? `a uniform random sample of ${o.sampled} of the ${t.checked}` : `the ${t.checked}`} checked messages. "unknown": the session would have gone on to checks that never ran.</p>
 ${o.rows.length > 0 ? whatIfTable : '<p class="none">No SIQ score, DNS list score or rating in this replay: nothing for a threshold to change.</p>'}
 <h2>Envelopes</h2>
 <div class="charts">${table(['envelope from', 'messages'], counted(t.envelopeSources))}${table(['Received format', 'messages'], counted(t.receivedFormats))}${table(['warning', 'messages'], counted(t.warnings))}${table(['skipped because', 'messages'], counted(t.skippedBy))}</div>

@@ -73,10 +73,10 @@ const MESSAGES = [
   eml('203.0.113.6', 'mail.example.org', 'p@example.org', 8),
 ];
 
-async function replay(c: Config, dir: string): Promise<ReplayReport> {
+async function replay(c: Config, dir: string, sample?: number): Promise<ReplayReport> {
   const resolver = new MemoryResolver(zone);
   const engine = new Engine({ resolver, policy: staticPolicy(c, resolver) });
-  const report = new ReplayReport(dir, { inputs: ['fixture'], config: null, resolver: [], jobs: 3, hop: {}, mboxFormat: 'mboxrd', envelopeFile: null });
+  const report = new ReplayReport(dir, { inputs: ['fixture'], config: null, resolver: [], jobs: 3, hop: {}, mboxFormat: 'mboxrd', envelopeFile: null, ...(sample ? { sample } : {}) });
   await report.open();
   async function* items(): AsyncGenerator<SourceItem> {
     let seq = 0;
@@ -154,4 +154,14 @@ test('report.html: self-contained, the charts and tables, outside text escaped',
   assert.match(html, /archive\.mbox:4000 \(#4\)/);
   assert.match(html, /not a message: header line 1/);
   assert.match(html, /archive\.mbox:7000 \(#7\)/);
+});
+
+test('past --sample, the charts and what-if use a uniform sample; the totals still count every message', async () => {
+  const report = await replay(config(), tempDir('checkid-report-'), 4);
+  const json = JSON.parse(readFileSync(report.jsonPath, 'utf8'));
+  assert.equal(json.totals.checked, 6);
+  assert.equal(json.sampled, 4);
+  const inCharts = (json.distributions.siq.buckets as Array<{ total: number }>).reduce((s, b) => s + b.total, 0) + json.distributions.siq.missing;
+  assert.equal(inCharts, 4);
+  assert.match(readFileSync(report.htmlPath, 'utf8'), /a uniform random sample of 4 of the 6 checked messages/);
 });
