@@ -33,7 +33,8 @@ import { type HeaderField, headerField, splitRawMessage } from '../src/checks/dk
 import { decodeBase64, parseTagList } from '../src/checks/dkim/tags.ts';
 import { ManualClock } from '../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../test/support/zone.ts';
-import { mutate } from './dkim.ts';
+import { check, countVerdicts, finish, fuzzArgs, runInputs } from './support/harness.ts';
+import { mutate } from './support/mutate.ts';
 import { pick, prng } from './support/prng.ts';
 
 const SUITE = new URL('../../shared/testdata/arc/arc-draft-validation-tests.yml', import.meta.url);
@@ -115,7 +116,7 @@ const ARC_TOKENS = [
   ';;',
 ];
 
-/** The DKIM fuzzer's mutations, plus ARC's own tokens inserted. */
+/** The tag-list mutations (support/mutate.ts), plus ARC's own tokens inserted. */
 export function mutateArc(rng: () => number, seeds: readonly string[]): string {
   let s = mutate(rng, seeds);
   if (rng() < 0.3) {
@@ -123,10 +124,6 @@ export function mutateArc(rng: () => number, seeds: readonly string[]): string {
     s = s.slice(0, at) + pick(rng, ARC_TOKENS) + s.slice(at);
   }
   return s;
-}
-
-function check(cond: boolean, what: string): void {
-  if (!cond) throw new Error(what);
 }
 
 /** One ARC-Authentication-Results value; returns whether it parsed. */
@@ -326,33 +323,18 @@ async function differential(cases: number, seed: number): Promise<Record<string,
     '../test/checks/arc/differential.ts'
   );
   const keys = makeArcKeys();
-  const counts: Record<string, number> = {};
-  for (let k = 0; k < cases; k++) {
-    const caseSeed = seed * 1_000_003 + k;
+  return countVerdicts(cases, seed, async (caseSeed) => {
     const c = await generateArcCase(caseSeed, prng(caseSeed), keys);
     const v = await verifyArcBoth(c);
     const cls = classifyArc(v);
-    const key =
-      cls === 'agree' ? `agree:${v.ours.cv}${v.ours.temperror ? '+temperror' : ''}` : (cls ?? 'undocumented');
-    counts[key] = (counts[key] ?? 0) + 1;
-    if (cls === null)
-      console.error(JSON.stringify({ seed: caseSeed, notes: c.notes, ours: v.ours, theirs: v.theirs }));
-  }
-  return counts;
+    if (cls === null) return [{ undocumented: { notes: c.notes, ours: v.ours, theirs: v.theirs } }];
+    return [{ key: cls === 'agree' ? `agree:${v.ours.cv}${v.ours.temperror ? '+temperror' : ''}` : cls }];
+  });
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const d = args.indexOf('--differential');
-  const diffCases = d >= 0 ? Number(args[d + 1]) : 0;
-  const positional = args.filter((_a, i) => d < 0 || (i !== d && i !== d + 1));
-  const count = Number(positional[0] ?? 1_000_000);
-  const seed = Number(positional[1] ?? 1);
-  if (!(count > 0) || !Number.isInteger(seed) || !(diffCases >= 0)) {
-    console.error('usage: node fuzz/arc.ts [inputs=1000000] [seed=1] [--differential N]');
-    process.exit(2);
-  }
-  const rng = prng(seed);
+  const args = fuzzArgs('usage: node fuzz/arc.ts [inputs=1000000] [seed=1] [--differential N]', 1_000_000);
+  const rng = prng(args.seed);
   const seeds = arcSeeds();
   const stats = {
     aar: [0, 0],
@@ -362,79 +344,59 @@ async function main(): Promise<void> {
     chains: { none: 0, fail: 0, ok: 0 } as Record<string, number>,
     messages: 0,
   };
-  let crashes = 0;
-  const examples: { kind: string; input: string; error: string }[] = [];
-  const start = performance.now();
-  for (let k = 0; k < count; k++) {
+  const run = await runInputs(args.inputs, async (k, probe) => {
     const r = rng();
-    const t0 = performance.now();
-    let kind = '';
-    let input = '';
-    try {
-      if (k % 64 === 63 && seeds.messages.length > 0) {
-        kind = 'message';
-        await fuzzArcMessage(rng, seeds);
-        stats.messages++;
-      } else if (r < 0.2) {
-        kind = 'aar';
-        input = mutateArc(rng, seeds.aar);
-        stats.aar[fuzzAar(input) ? 0 : 1]!++;
-      } else if (r < 0.3) {
-        kind = 'aar-prefix';
-        fuzzAarPrefix(rng);
-        stats.aarPrefixes++;
-      } else if (r < 0.5) {
-        kind = 'seal';
-        input = mutateArc(rng, seeds.seal);
-        stats.seals[fuzzSeal(input) ? 0 : 1]!++;
-      } else if (r < 0.7) {
-        kind = 'ams';
-        input = mutateArc(rng, seeds.ams);
-        stats.ams[fuzzAms(input) ? 0 : 1]!++;
-      } else {
-        kind = 'chain';
-        const c = fuzzChain(rng, seeds);
-        stats.chains[c.status]!++;
-      }
-      const took = performance.now() - t0;
-      if (took > 1000) throw new Error(`took ${Math.round(took)} ms`);
-    } catch (e) {
-      crashes++;
-      if (examples.length < 5)
-        examples.push({
-          kind,
-          input: input.slice(0, 300),
-          error: e instanceof Error ? e.message : String(e),
-        });
+    if (k % 64 === 63 && seeds.messages.length > 0) {
+      probe.kind = 'message';
+      await fuzzArcMessage(rng, seeds);
+      stats.messages++;
+    } else if (r < 0.2) {
+      probe.kind = 'aar';
+      probe.input = mutateArc(rng, seeds.aar);
+      stats.aar[fuzzAar(probe.input) ? 0 : 1]!++;
+    } else if (r < 0.3) {
+      probe.kind = 'aar-prefix';
+      fuzzAarPrefix(rng);
+      stats.aarPrefixes++;
+    } else if (r < 0.5) {
+      probe.kind = 'seal';
+      probe.input = mutateArc(rng, seeds.seal);
+      stats.seals[fuzzSeal(probe.input) ? 0 : 1]!++;
+    } else if (r < 0.7) {
+      probe.kind = 'ams';
+      probe.input = mutateArc(rng, seeds.ams);
+      stats.ams[fuzzAms(probe.input) ? 0 : 1]!++;
+    } else {
+      probe.kind = 'chain';
+      const c = fuzzChain(rng, seeds);
+      stats.chains[c.status]!++;
     }
-  }
-  const ms = Math.round(performance.now() - start);
-  const diff = diffCases > 0 ? await differential(diffCases, seed) : null;
-  const undocumented = diff?.['undocumented'] ?? 0;
-  console.log(
-    JSON.stringify({
-      inputs: count,
+  });
+  const diff =
+    args.differential > 0
+      ? { cases: args.differential, verdicts: await differential(args.differential, args.seed) }
+      : null;
+  finish(
+    {
+      inputs: args.inputs,
       aar: { parsed: stats.aar[0], rejected: stats.aar[1], prefixes: stats.aarPrefixes },
       seals: { parsed: stats.seals[0], rejected: stats.seals[1] },
       ams: { parsed: stats.ams[0], rejected: stats.ams[1] },
       chains: stats.chains,
       messages: stats.messages,
-      crashes,
-      ms,
-      seed,
+      crashes: run.crashes,
+      ms: run.ms,
+      seed: args.seed,
       seeds: {
         aar: seeds.aar.length,
         ams: seeds.ams.length,
         seals: seeds.seal.length,
         messages: seeds.messages.length,
       },
-      ...(diff ? { differential: { cases: diffCases, verdicts: diff } } : {}),
-    }),
+    },
+    run,
+    diff,
   );
-  if (crashes > 0 || undocumented > 0) {
-    for (const x of examples) console.error(JSON.stringify(x));
-    process.exit(1);
-  }
 }
 
 if (import.meta.main) await main();

@@ -30,7 +30,11 @@ import { decodeBase64, parseTagList, stripFws } from '../src/checks/dkim/tags.ts
 import { verifyMessage } from '../src/checks/dkim/verifier.ts';
 import { ManualClock } from '../src/common/clock.ts';
 import { MemoryResolver, type ZoneData } from '../test/support/zone.ts';
+import { check, countVerdicts, finish, fuzzArgs, runInputs } from './support/harness.ts';
+import { mutate } from './support/mutate.ts';
 import { pick, prng } from './support/prng.ts';
+
+export { mutate };
 
 const TESTDATA = new URL('../../shared/testdata/', import.meta.url);
 
@@ -133,60 +137,6 @@ export const HAND_KEYS = [
   'v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=',
   'v=DKIM1; h=sha1:sha256; s=email:*; t=y:s; n=notes; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBALgSoqXVSEmfcIsOzw7oRuCCOwsmtX/SJnTWxYyj2leFxfS/AVJ+dYfY+hXqMsT7l+MZvvh/R1WzN4MO/kI/7XsCAwEAAQ==',
 ];
-
-const ALPHABET = [
-  ...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789',
-  ...';=:/@.+-_ ',
-  '; ',
-  '=',
-  '\r\n ',
-  '\r\n',
-  '\n',
-  '\t',
-  '\u0000',
-  '\u007f',
-  '\u00ff',
-  '=4',
-  '==',
-  'v=1; ',
-  'b=',
-  'bh=',
-  'h=from:',
-  'l=99999999999999999999',
-  't=999999999999; ',
-  'x=0; ',
-  'k=ed25519; ',
-  'p=',
-];
-
-export function mutate(rng: () => number, seeds: readonly string[]): string {
-  let s = pick(rng, seeds);
-  const edits = 1 + Math.floor(rng() * rng() * 5);
-  for (let e = 0; e < edits; e++) {
-    const at = Math.floor(rng() * (s.length + 1));
-    const r = rng();
-    if (r < 0.35) s = s.slice(0, at) + pick(rng, ALPHABET) + s.slice(at);
-    else if (r < 0.55) s = s.slice(0, at) + s.slice(at + 1 + Math.floor(rng() * 6));
-    else if (r < 0.65) s = s.slice(0, at) + pick(rng, seeds).slice(Math.floor(rng() * 40));
-    else if (r < 0.72) {
-      const len = Math.floor(rng() * 20);
-      s = s.slice(0, at) + s.slice(at, at + len).repeat(1 + Math.floor(rng() * 20)) + s.slice(at + len);
-    } else if (r < 0.82) {
-      const parts = s.split(';');
-      parts.sort(() => rng() - 0.5);
-      s = parts.join(';');
-    } else if (r < 0.9) {
-      // flip one character of a base64 value
-      const i = Math.floor(rng() * s.length);
-      s = s.slice(0, i) + pick(rng, [...'AZaz09+/=']) + s.slice(i + 1);
-    } else s = s.slice(0, at);
-  }
-  return s;
-}
-
-function check(cond: boolean, what: string): void {
-  if (!cond) throw new Error(what);
-}
 
 /** One DKIM-Signature value; returns whether it parsed. Throws when an invariant breaks. */
 export function fuzzSignature(input: string): boolean {
@@ -358,100 +308,70 @@ async function differential(cases: number, seed: number): Promise<Record<string,
     '../test/checks/dkim/differential.ts'
   );
   const keys = makeKeys();
-  const counts: Record<string, number> = {};
-  for (let k = 0; k < cases; k++) {
-    const caseSeed = seed * 1_000_003 + k;
+  return countVerdicts(cases, seed, async (caseSeed) => {
     const c = await generateCase(caseSeed, prng(caseSeed), keys);
-    for (const p of pairResults(await verifyBoth(c))) {
+    return pairResults(await verifyBoth(c)).map((p) => {
       const cls = p.theirs ? classify(p.ours, p.theirs) : null;
-      const key = cls === 'agree' ? `agree:${p.ours.result}` : (cls ?? 'undocumented');
-      counts[key] = (counts[key] ?? 0) + 1;
-      if (cls === null)
-        console.error(JSON.stringify({ seed: caseSeed, notes: c.notes, ours: p.ours, theirs: p.theirs }));
-    }
-  }
-  return counts;
+      if (cls === null) return { undocumented: { notes: c.notes, ours: p.ours, theirs: p.theirs } };
+      return { key: cls === 'agree' ? `agree:${p.ours.result}` : cls };
+    });
+  });
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const d = args.indexOf('--differential');
-  const diffCases = d >= 0 ? Number(args[d + 1]) : 0;
-  const positional = args.filter((_a, i) => d < 0 || (i !== d && i !== d + 1));
-  const count = Number(positional[0] ?? 100_000);
-  const seed = Number(positional[1] ?? 1);
-  if (!(count > 0) || !Number.isInteger(seed) || !(diffCases >= 0)) {
-    console.error('usage: node fuzz/dkim.ts [inputs=100000] [seed=1] [--differential N]');
-    process.exit(2);
-  }
-  const rng = prng(seed);
+  const args = fuzzArgs('usage: node fuzz/dkim.ts [inputs=100000] [seed=1] [--differential N]', 100_000);
+  const rng = prng(args.seed);
   const corpus = corpusSeeds();
   const sigSeeds = [...corpus.signatures, ...HAND_SIGNATURES];
   const keySeeds = [...corpus.keys, ...HAND_KEYS];
   const zone = fakeDnsZone();
   const stats = { signatures: [0, 0], keys: [0, 0], tagLists: [0, 0], canon: 0, messages: 0 };
-  let crashes = 0;
-  const examples: { kind: string; input: string; error: string }[] = [];
-  const start = performance.now();
-  for (let k = 0; k < count; k++) {
+  const run = await runInputs(args.inputs, async (k, probe) => {
     const r = rng();
-    const t0 = performance.now();
-    let kind = '';
-    let input = '';
-    try {
-      if (k % 64 === 63 && corpus.messages.length > 0) {
-        kind = 'message';
-        const m = mutateMessage(rng, corpus.messages);
-        input = m.toString('latin1').slice(0, 300);
-        await fuzzMessage(m, zone, rng);
-        stats.messages++;
-      } else if (r < 0.3) {
-        kind = 'signature';
-        input = k < sigSeeds.length ? sigSeeds[k]! : mutate(rng, sigSeeds);
-        stats.signatures[fuzzSignature(input) ? 0 : 1]!++;
-      } else if (r < 0.5) {
-        kind = 'key';
-        input = k < keySeeds.length ? keySeeds[k]! : mutate(rng, keySeeds);
-        stats.keys[fuzzKey(input) ? 0 : 1]!++;
-      } else if (r < 0.7) {
-        kind = 'tag-list';
-        input = mutate(rng, rng() < 0.5 ? sigSeeds : keySeeds);
-        stats.tagLists[fuzzTagList(input) ? 0 : 1]!++;
-      } else {
-        kind = 'canon';
-        fuzzCanon(rng);
-        stats.canon++;
-      }
-      const took = performance.now() - t0;
-      if (took > 1000) throw new Error(`took ${Math.round(took)} ms`);
-    } catch (e) {
-      crashes++;
-      if (examples.length < 5)
-        examples.push({ kind, input, error: e instanceof Error ? e.message : String(e) });
+    if (k % 64 === 63 && corpus.messages.length > 0) {
+      probe.kind = 'message';
+      const m = mutateMessage(rng, corpus.messages);
+      probe.input = m.toString('latin1', 0, 300);
+      await fuzzMessage(m, zone, rng);
+      stats.messages++;
+    } else if (r < 0.3) {
+      probe.kind = 'signature';
+      probe.input = k < sigSeeds.length ? sigSeeds[k]! : mutate(rng, sigSeeds);
+      stats.signatures[fuzzSignature(probe.input) ? 0 : 1]!++;
+    } else if (r < 0.5) {
+      probe.kind = 'key';
+      probe.input = k < keySeeds.length ? keySeeds[k]! : mutate(rng, keySeeds);
+      stats.keys[fuzzKey(probe.input) ? 0 : 1]!++;
+    } else if (r < 0.7) {
+      probe.kind = 'tag-list';
+      probe.input = mutate(rng, rng() < 0.5 ? sigSeeds : keySeeds);
+      stats.tagLists[fuzzTagList(probe.input) ? 0 : 1]!++;
+    } else {
+      probe.kind = 'canon';
+      fuzzCanon(rng);
+      stats.canon++;
     }
-  }
-  const ms = Math.round(performance.now() - start);
-  const diff = diffCases > 0 ? await differential(diffCases, seed) : null;
-  const undocumented = diff?.['undocumented'] ?? 0;
-  console.log(
-    JSON.stringify({
-      inputs: count,
+  });
+  const diff =
+    args.differential > 0
+      ? { cases: args.differential, verdicts: await differential(args.differential, args.seed) }
+      : null;
+  finish(
+    {
+      inputs: args.inputs,
       signatures: { parsed: stats.signatures[0], rejected: stats.signatures[1] },
       keys: { parsed: stats.keys[0], rejected: stats.keys[1] },
       tagLists: { parsed: stats.tagLists[0], rejected: stats.tagLists[1] },
       canonicalizations: stats.canon,
       messages: stats.messages,
-      crashes,
-      ms,
-      seed,
+      crashes: run.crashes,
+      ms: run.ms,
+      seed: args.seed,
       seeds: { signatures: sigSeeds.length, keys: keySeeds.length, messages: corpus.messages.length },
-      ...(diff ? { differential: { cases: diffCases, verdicts: diff } } : {}),
-    }),
+    },
+    run,
+    diff,
   );
-  if (crashes > 0 || undocumented > 0) {
-    for (const x of examples) console.error(JSON.stringify(x));
-    process.exit(1);
-  }
 }
 
 if (import.meta.main) await main();
