@@ -372,11 +372,8 @@ async function main(): Promise<void> {
       stats.chains[c.status]!++;
     }
   });
-  const diff =
-    args.differential > 0
-      ? { cases: args.differential, verdicts: await differential(args.differential, args.seed) }
-      : null;
-  finish(
+  await finish(
+    args,
     {
       inputs: args.inputs,
       aar: { parsed: stats.aar[0], rejected: stats.aar[1], prefixes: stats.aarPrefixes },
@@ -395,7 +392,7 @@ async function main(): Promise<void> {
       },
     },
     run,
-    diff,
+    differential,
   );
 }
 

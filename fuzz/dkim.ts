@@ -352,11 +352,8 @@ async function main(): Promise<void> {
       stats.canon++;
     }
   });
-  const diff =
-    args.differential > 0
-      ? { cases: args.differential, verdicts: await differential(args.differential, args.seed) }
-      : null;
-  finish(
+  await finish(
+    args,
     {
       inputs: args.inputs,
       signatures: { parsed: stats.signatures[0], rejected: stats.signatures[1] },
@@ -370,7 +367,7 @@ async function main(): Promise<void> {
       seeds: { signatures: sigSeeds.length, keys: keySeeds.length, messages: corpus.messages.length },
     },
     run,
-    diff,
+    differential,
   );
 }
 

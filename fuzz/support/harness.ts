@@ -102,16 +102,24 @@ export async function countVerdicts(
 }
 
 /**
- * Prints the report (`summary`, then the differential counts if any); exits 1 after printing
- * the crash examples when there was a crash or an undocumented verdict.
+ * Runs the differential cases the command line asked for (`judge`: see countVerdicts), then prints
+ * the report (`summary`, then the differential counts if any); exits 1 after printing the crash
+ * examples when there was a crash or an undocumented verdict.
  */
-export function finish(
+export async function finish(
+  args: FuzzArgs,
   summary: Record<string, unknown>,
   run: RunResult,
-  differential: { cases: number; verdicts: Record<string, number> } | null,
-): void {
-  console.log(JSON.stringify({ ...summary, ...(differential ? { differential } : {}) }));
-  if (run.crashes > 0 || (differential?.verdicts['undocumented'] ?? 0) > 0) {
+  differential: (cases: number, seed: number) => Promise<Record<string, number>>,
+): Promise<void> {
+  const verdicts = args.differential > 0 ? await differential(args.differential, args.seed) : null;
+  console.log(
+    JSON.stringify({
+      ...summary,
+      ...(verdicts ? { differential: { cases: args.differential, verdicts } } : {}),
+    }),
+  );
+  if (run.crashes > 0 || (verdicts?.['undocumented'] ?? 0) > 0) {
     for (const x of run.examples) console.error(JSON.stringify(x));
     process.exit(1);
   }
