@@ -140,6 +140,25 @@ test('each check contributes: pass, fail and neutral move the score by the profi
     assert.equal(r.text, `${check}=${outcome}`);
     assert.equal(r.confidence, 100);
   }
+  // the account's lists
+  await store.addListEntry(alice.id, 'allow', '192.0.2.0/24');
+  await store.addListEntry(alice.id, 'block', '198.51.100.7');
+  await store.addListEntry(alice.id, 'allow', 'good.example');
+  await store.addListEntry(alice.id, 'block', '.example');
+  const lists: Array<[CheckId, string, string, 'pass' | 'fail']> = [
+    ['local_ip', '192.0.2.10', '', 'pass'],
+    ['local_ip', '198.51.100.7', '', 'fail'],
+    ['local_domain', '203.0.113.5', 'good.example', 'pass'],
+    ['local_domain', '203.0.113.5', 'sub.weak.example', 'fail'],
+  ];
+  for (const [check, ip, domain, outcome] of lists) {
+    await store.setProfile(alice.id, only(check) as unknown as Record<string, never>);
+    const r = await ask(ip, domain);
+    assert.equal(r?.score, expected[outcome], `${check} ${ip} ${domain}: ${r?.text}`);
+    assert.equal(r?.text, `${check}=${outcome}`);
+  }
+  // on no list: no information, so UNKNOWN when nothing else is enabled
+  assert.equal((await ask('203.0.113.5', ''))?.score, -1);
 });
 
 test('the default profile: a good sender scores high, a listed pool address low; sub-scores and TEXT', async () => {
