@@ -250,6 +250,10 @@ describe('the dashboard in Chromium', { skip }, () => {
       assert.equal(good.subjectTag, '[SPAM]', 'score 70 is now at or below the tag threshold');
       await page.waitForSelector('#live tbody tr[data-ip="192.0.2.20"][data-action="REJECT"][data-reason="siq-reject"]');
       assert.deepEqual(errors, []);
+      // every verdict made it into the history, as the metrics say
+      const metrics = await (await fetch(`http://${d.http}/metrics`)).text();
+      assert.match(metrics, new RegExp(`checkid_history_records_total\\{outcome="written"\\} ${MAIL.length + 2}\\n`));
+      assert.match(metrics, /checkid_history_records_total\{outcome="dropped"\} 0\n/);
     } finally {
       await page.close();
       assert.equal(await d.stop(), 0);
