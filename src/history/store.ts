@@ -306,13 +306,13 @@ export class SqliteHistoryStore implements HistoryStore {
     checkLimit(limit, 'recent');
     // newest first, page by page (keyset on time, seq), then turned around
     const first = this.db.prepare('SELECT seq, time, record FROM verdicts ORDER BY time DESC, seq DESC LIMIT ?');
-    const next = this.db.prepare('SELECT seq, time, record FROM verdicts WHERE (time = ? AND seq < ?) OR time < ? ORDER BY time DESC, seq DESC LIMIT ?');
+    const next = this.db.prepare('SELECT seq, time, record FROM verdicts WHERE (time, seq) < (?, ?) ORDER BY time DESC, seq DESC LIMIT ?');
     const pages: VerdictRecord[][] = [];
     let got = 0;
     let last: { seq: number; time: number } | null = null;
     while (got < limit) {
       const want = Math.min(this.pageSize, limit - got);
-      const rows = (last ? next.all(last.time, last.seq, last.time, want) : first.all(want)) as Array<{ seq: number; time: number; record: string }>;
+      const rows = (last ? next.all(last.time, last.seq, want) : first.all(want)) as Array<{ seq: number; time: number; record: string }>;
       got += rows.length;
       pages.push(this.rows(rows.reverse()));
       if (rows.length < want) break;
@@ -331,14 +331,14 @@ export class SqliteHistoryStore implements HistoryStore {
     // keyset pagination on (time, seq): each page starts after the last row of the one before
     const first = this.db.prepare('SELECT seq, time, record FROM verdicts WHERE time >= ? AND time < ? ORDER BY time, seq LIMIT ?');
     const next = this.db.prepare(
-      'SELECT seq, time, record FROM verdicts WHERE ((time = ? AND seq > ?) OR time > ?) AND time < ? ORDER BY time, seq LIMIT ?',
+      'SELECT seq, time, record FROM verdicts WHERE (time, seq) > (?, ?) AND time < ? ORDER BY time, seq LIMIT ?',
     );
     let last: { seq: number; time: number } | null = null;
     const lo = Math.ceil(from);
     const hi = Math.ceil(to);
     while (out.length < limit) {
       const want = Math.min(this.pageSize, limit - out.length);
-      const rows = (last ? next.all(last.time, last.seq, last.time, hi, want) : first.all(lo, hi, want)) as Array<{ seq: number; time: number; record: string }>;
+      const rows = (last ? next.all(last.time, last.seq, hi, want) : first.all(lo, hi, want)) as Array<{ seq: number; time: number; record: string }>;
       out.push(...this.rows(rows));
       if (rows.length < want) break;
       const end = rows[rows.length - 1]!;
