@@ -371,8 +371,8 @@ export class SiqServer {
   // ---- answering
 
   /**
-   * Answers one question: null when it gets no reply (unregistered client, rate limit with
-   * action drop); else the reply's fields. Never throws.
+   * Answers one question (the HTTP form uses this): `drop` when it gets no reply (unregistered
+   * client, rate limit with action drop), else the reply's fields. Never throws.
    */
   async decide(q: SiqQuestion): Promise<SiqDecision> {
     const out = await this.answerBytes(q, 0);
