@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 
-const BENCHES = ['checkid.ts', 'spf.ts', 'resolver.ts', 'siq.ts', 'siq-server.ts', 'dkim.ts', 'eom.ts', 'smtp-front.ts', 'redis-cache.ts', 'replay.ts'];
+const BENCHES = ['checkid.ts', 'spf.ts', 'resolver.ts', 'siq.ts', 'siq-server.ts', 'dkim.ts', 'eom.ts', 'smtp-front.ts', 'redis-cache.ts', 'replay.ts', 'history.ts'];
 const results: Record<string, unknown> = {};
 for (const file of BENCHES) {
   const path = new URL(file, import.meta.url).pathname;
