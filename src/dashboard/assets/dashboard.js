@@ -375,6 +375,8 @@
   }
 
   document.addEventListener('DOMContentLoaded', () => {
+    // the sign-in page shares the layout (and so this script): nothing to do there
+    if (!$('live')) return;
     start().catch((err) => {
       const p = $('policy-line');
       if (p) p.textContent = `The dashboard could not load: ${err.message}`;
