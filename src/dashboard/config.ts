@@ -5,7 +5,7 @@
  *   dashboard:
  *     listen: 127.0.0.1:8025          # '' = off
  *     history:
- *       db: ''                        # '' = history.db in the state directory; memory = not kept
+ *       db: ''                        # '' = history.db in the state directory; memory = not kept; redis = shared
  *       retention_days: 30
  *       memory_records: 10000
  *     users:                          # required when listen is not a loopback address
@@ -30,7 +30,10 @@ export interface DashboardConfig {
   /** `listen` was written in the config (a default address that is taken only warns) */
   listenConfigured: boolean;
   history: {
-    /** absolute path of the SQLite file; '' = history.db in the state directory; 'memory' = a ring buffer */
+    /**
+     * absolute path of the SQLite file; '' = history.db in the state directory; 'memory' = a ring
+     * buffer; 'redis' = the shared Redis of `redis.url` (every daemon's verdicts, docs/redis.md)
+     */
     db: string;
     /** SQLite: records older than this are removed; 0 = kept */
     retentionDays: number;
@@ -101,7 +104,7 @@ export function dashboardConfigFrom(raw: unknown, baseDir: string): DashboardCon
     c.listenConfigured = true;
   }
   const h = (r.history ?? {}) as Raw;
-  if (typeof h.db === 'string' && h.db !== '') c.history.db = h.db === 'memory' ? 'memory' : resolve(baseDir, h.db);
+  if (typeof h.db === 'string' && h.db !== '') c.history.db = h.db === 'memory' || h.db === 'redis' ? h.db : resolve(baseDir, h.db);
   if (typeof h.retention_days === 'number') c.history.retentionDays = h.retention_days;
   if (typeof h.memory_records === 'number') c.history.memoryRecords = h.memory_records;
   if (Array.isArray(r.users)) c.users = (r.users as Raw[]).map((u) => ({ name: String(u.name), passwordHash: String(u.password_hash) }));
@@ -124,9 +127,15 @@ export function isLoopback(host: string): boolean {
   return isIP(h) === 4 && h.startsWith('127.');
 }
 
-/** Problems the schema cannot see: a dashboard open to the network without sign-in, twice the same user. */
-export function dashboardConfigProblems(c: DashboardConfig): Array<{ path: Array<string | number>; message: string }> {
+/**
+ * Problems the schema cannot see: a dashboard open to the network without sign-in, twice the
+ * same user, a Redis history without Redis.
+ */
+export function dashboardConfigProblems(c: DashboardConfig, redisUrl = ''): Array<{ path: Array<string | number>; message: string }> {
   const out: Array<{ path: Array<string | number>; message: string }> = [];
+  if (c.history.db === 'redis' && redisUrl === '') {
+    out.push({ path: ['dashboard', 'history', 'db'], message: 'is redis, but redis.url is not set: say where Redis is (docs/redis.md)' });
+  }
   if (c.listen !== '' && !isLoopback(listenHost(c.listen)) && c.users.length === 0) {
     out.push({
       path: ['dashboard', 'listen'],

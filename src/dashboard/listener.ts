@@ -11,15 +11,25 @@ import { HistoryRecorder } from '../history/recorder.ts';
 import { type HistoryStore, MemoryHistoryStore, SqliteHistoryStore } from '../history/store.ts';
 import type { Runtime } from '../cli/runtime.ts';
 import type { ListenerKind, RunningListener } from '../cli/serve.ts';
+import type { RedisConnection } from '../redis/connection.ts';
+import { RedisHistoryStore } from '../redis/history-store.ts';
 import { DEFAULT_DASHBOARD_LISTEN, type DashboardConfig, isLoopback, listenHost } from './config.ts';
 import { createDashboard } from './server.ts';
 
 export const HISTORY_FILE = 'history.db';
 
 /** The history store the config asks for (the state directory's history.db by default). */
-export function openHistory(cfg: DashboardConfig, stateDir: () => string, log: Logger): HistoryStore {
+export function openHistory(cfg: DashboardConfig, stateDir: () => string, log: Logger, redis?: RedisConnection): HistoryStore {
   const h = cfg.history;
   if (h.db === 'memory') return new MemoryHistoryStore({ capacity: h.memoryRecords });
+  if (h.db === 'redis') {
+    if (!redis) throw new Error('dashboard.history.db is redis, but there is no Redis connection (redis.url)');
+    return new RedisHistoryStore(redis, {
+      retentionDays: h.retentionDays,
+      onBadRecord: (member, error) => log('warn', 'dashboard: unreadable verdict history record skipped', { store: 'redis', member, error }),
+      onListenerError: (err) => log('error', 'dashboard: live feed listener failed', { error: (err as Error).message }),
+    });
+  }
   let path = h.db;
   if (path === '') {
     try {
@@ -72,7 +82,7 @@ export const dashboardListener: ListenerKind = {
     }
     let history: HistoryStore;
     try {
-      history = openHistory(cfg, () => runtime.stateDir(), log);
+      history = openHistory(cfg, () => runtime.stateDir(), log, runtime.redis);
     } catch (err) {
       server.close();
       throw new Error(`verdict history: ${(err as Error).message}`);

@@ -569,7 +569,7 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
     }
   });
   for (const problem of redisConfigProblems(config)) problems.push(located(problem.path, problem.message));
-  for (const problem of dashboardConfigProblems(config.dashboard)) problems.push(located(problem.path, problem.message));
+  for (const problem of dashboardConfigProblems(config.dashboard, config.redis.url)) problems.push(located(problem.path, problem.message));
   for (const p of siqServerProblems((raw as Raw).siq_server)) problems.push(located(['siq_server', ...p.path], p.message));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
