@@ -4,7 +4,8 @@
 // tests), so we list the files ourselves. Arguments filter test files by substring and skip
 // the type check and lint (for quick runs: `npm test -- spf`).
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
@@ -18,7 +19,8 @@ function run(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'inherit' });
   if (r.status !== 0) {
     console.error(`\n${cmd} ${args.join(' ')} failed`);
-    process.exit(r.status ?? 1);
+    rmSync(stateDir, { recursive: true, force: true });
+process.exit(r.status ?? 1);
   }
 }
 
@@ -48,5 +50,10 @@ console.log(`== tests (${files.length} files)`);
 const reporter = process.env.CHECKID_TEST_REPORTER ?? 'spec';
 // a test that hangs fails after this long instead of holding CI until its 90-minute limit
 const timeout = process.env.CHECKID_TEST_TIMEOUT_MS ?? '180000';
+// every checkid a test starts keeps its state (verdict history, the dashboard's policy overlay)
+// in a directory of this run, never in /var/lib/checkid or the user's ~/.local/state
+const stateDir = mkdtempSync(join(tmpdir(), 'checkid-test-state-'));
+process.env.STATE_DIRECTORY = stateDir;
 const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, `--test-timeout=${timeout}`, ...files], { stdio: 'inherit' });
+rmSync(stateDir, { recursive: true, force: true });
 process.exit(r.status ?? 1);

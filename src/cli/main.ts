@@ -5,6 +5,7 @@ import { runIntegrate } from './integrate.ts';
 import { runQmailQueue } from './qmail.ts';
 import { runReplayCommand } from './replay.ts';
 import { runListeners } from './serve.ts';
+import { runDashboardCommand } from './dashboard.ts';
 import { runSiq } from './siq.ts';
 import { runSiqServe } from './siq-server.ts';
 import { runSmtp } from './smtp.ts';
@@ -36,6 +37,8 @@ export async function main(argv: string[]): Promise<number> {
       return runSiq(rest);
     case 'siq-server':
       return runSiqServe(rest);
+    case 'dashboard':
+      return runDashboardCommand(rest);
     case undefined:
     case 'help':
     case '--help':

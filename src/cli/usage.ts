@@ -4,7 +4,8 @@ commands:
   check    decide one sender from the command line
            checkid check --ip IP [--id DOMAIN] [--helo NAME] [--from ADDR] [--rcpt ADDR]...
                          [--message FILE.eml] [--config FILE] [--resolver HOST:PORT] [--json]
-  serve    start every listener the config enables (milter, http, policy, readsocket, smtp .listen)
+  serve    start every listener the config enables (milter, http, dashboard, policy, readsocket, smtp,
+           siq_server .listen)
            checkid serve [--config FILE] [--resolver HOST:PORT]
   http     start the HTTP API alone (POST /v1/check)
            checkid http --listen 127.0.0.1:8080 [--config FILE] [--resolver HOST:PORT]
@@ -34,6 +35,9 @@ commands:
            checkid replay <mbox|maildir|file|dir>... [--config FILE] [--resolver HOST:PORT] [--jobs N]
                           [--report DIR] [--envelope FILE.jsonl] [--trusted-hops N | --received-by HOST]...
                           [--mbox-format mboxrd|mboxo] [--max-message-size 64M] [--sample 200000] [--quiet]
+  dashboard  the dashboard runs under serve (dashboard.listen, default 127.0.0.1:8025; docs/dashboard.md)
+           checkid dashboard hash-password [--user NAME]   prints a dashboard.users entry
+  (installing under systemd with the Debian paths: docs/install.md)
 
 Exit status: 0 whatever the verdict (doctor: 1 when a check fails); 2 for usage errors, 3 for configuration errors.
 Docs: docs/cli.md, docs/configuration.md, docs/operations.md
