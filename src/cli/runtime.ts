@@ -12,6 +12,8 @@ import type { Telemetry } from '../telemetry/telemetry.ts';
 import { type RedisConnection, releaseSharedRedis } from '../redis/connection.ts';
 import { registerRedisMetrics } from '../redis/metrics.ts';
 import { dnsSecondLevel, redisFor, siqCacheFor } from '../redis/wiring.ts';
+import { SiqReporter } from '../siq/reporter.ts';
+import { registerSiqReporterMetrics } from '../telemetry/siq.ts';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -30,6 +32,12 @@ export interface RuntimeOptions {
    * dashboard's Apply writes, docs/dashboard.md): daemons do, one-shot commands need not.
    */
   overlay?: boolean;
+  /**
+   * Send gateway reports to the SIQ server after each verdict when the config sets
+   * `siq.report.url` (docs/siq-server.md): daemons do; one-shot commands (check, replay) must not
+   * report mail that was not received.
+   */
+  siqReports?: boolean;
 }
 
 export interface Runtime {
@@ -156,6 +164,14 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
   if (telemetry && redis) registerRedisMetrics(telemetry.registry, redis);
   const observers = observerSet();
   if (telemetry) observers.add(telemetry.observer);
+  let reporter: SiqReporter | undefined;
+  if (options.siqReports) {
+    // settings read at each verdict and batch: a reload that sets, changes or clears siq.report applies
+    const made = new SiqReporter({ settings: () => store.current().config.siq.report, ...(options.log ? { log: options.log } : {}) });
+    observers.add(made.observer);
+    if (telemetry) registerSiqReporterMetrics(telemetry.registry, () => made.stats());
+    reporter = made;
+  }
   const engine = new Engine({
     resolver: active,
     policy: store,
@@ -179,6 +195,8 @@ export async function startRuntime(options: RuntimeOptions): Promise<Runtime> {
     ...(telemetry ? { telemetry } : {}),
     async close() {
       monitor?.stop();
+      // the reports still queued go out now (one try, bounded by siq.report.timeout_ms)
+      await reporter?.close();
       await store.current().prepared.siq?.client.close();
       store.close();
       await active.close();

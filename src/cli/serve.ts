@@ -122,6 +122,8 @@ export async function runListeners(command: string, argv: string[], only?: strin
       monitor: true,
       // without --config, the dashboard's Apply writes (and the policy reads) an overlay in the state directory
       overlay: true,
+      // gateway reports to a SIQ server after each verdict, when siq.report.url is set
+      siqReports: true,
       // one mail-log line per final verdict on stdout; metrics on the HTTP API's GET /metrics
       telemetry: new Telemetry({ mailLog: stdoutLines(), version: version(), ...(structuredLog().enabled('debug') ? { verdictLog: jsonLog } : {}) }),
     });

@@ -16,6 +16,7 @@ import { LocalListError, LocalLists } from '../checks/locallist/index.ts';
 import { isFqdn } from '../common/domain.ts';
 import { defaultSiqServerConfig, SIQ_SERVER_SCHEMA, type SiqServerConfig, siqServerConfigFrom, siqServerProblems } from '../siq/server/config.ts';
 import { CACHE_BACKENDS, type CacheBackend, defaultRedisConfig, REDIS_SCHEMA, type RedisConfig, readRedisConfig, redisConfigProblems } from '../redis/config.ts';
+import { defaultSiqReportConfig, SIQ_REPORT_SCHEMA, type SiqReportConfig, siqReportConfigFrom, siqReportProblems } from '../siq/reporter.ts';
 import { DASHBOARD_SCHEMA, type DashboardConfig, dashboardConfigFrom, dashboardConfigProblems, defaultDashboardConfig } from '../dashboard/config.ts';
 
 export type HeaderKind = 'authentication-results' | 'authent';
@@ -93,6 +94,8 @@ export interface Config {
     subjectTag: string;
     tempfailOnTempfail: boolean;
     reportHeader: string;
+    /** gateway reports to a checkid SIQ server after each verdict (docs/siq-server.md); url '' = off */
+    report: SiqReportConfig;
   };
   /** listeners `checkid serve` starts; '' = off */
   milter: { listen: string };
@@ -220,6 +223,7 @@ export const CONFIG_SCHEMA: Schema = obj({
     subject_tag: str(),
     tempfail_on_tempfail: bool,
     report_header: str({ pattern: /^$|^[A-Za-z][A-Za-z0-9-]*$/, description: 'a header name, or empty for none' }),
+    report: SIQ_REPORT_SCHEMA,
   }),
   milter: obj({ listen: str({ pattern: /^$|^(inet6?:|unix:|local:)/, description: "'' (off), inet:HOST:PORT, inet6:[HOST]:PORT or unix:/path" }) }),
   http: obj({ listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }) }),
@@ -292,6 +296,7 @@ export function defaultConfig(): Config {
       subjectTag: '[SPAM]',
       tempfailOnTempfail: true,
       reportHeader: 'SIQ-Report',
+      report: defaultSiqReportConfig(),
     },
     milter: { listen: 'inet:127.0.0.1:8891' },
     http: { listen: '127.0.0.1:8080' },
@@ -476,6 +481,7 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof sq.subject_tag === 'string') c.siq.subjectTag = sq.subject_tag;
   if (typeof sq.tempfail_on_tempfail === 'boolean') c.siq.tempfailOnTempfail = sq.tempfail_on_tempfail;
   if (typeof sq.report_header === 'string') c.siq.reportHeader = sq.report_header;
+  c.siq.report = siqReportConfigFrom(sq.report, baseDir);
   const f = sub('filter');
   if (typeof f.subject_tag === 'string') c.filter.subjectTag = f.subject_tag;
   if (typeof raw.hook === 'string' && raw.hook.length > 0) c.hook = resolve(baseDir, raw.hook);
@@ -570,7 +576,8 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
   });
   for (const problem of redisConfigProblems(config)) problems.push(located(problem.path, problem.message));
   for (const problem of dashboardConfigProblems(config.dashboard, config.redis.url)) problems.push(located(problem.path, problem.message));
-  for (const p of siqServerProblems((raw as Raw).siq_server)) problems.push(located(['siq_server', ...p.path], p.message));
+  for (const p of siqReportProblems(config.siq.report)) problems.push(located(['siq', 'report', ...p.path], p.message));
+  for (const p of siqServerProblems((raw as Raw).siq_server, config.redis.url)) problems.push(located(['siq_server', ...p.path], p.message));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
   if (c && c.minTtl > c.maxTtl) {

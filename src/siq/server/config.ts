@@ -3,12 +3,34 @@
  * reader. src/policy/config.ts calls these, so errors come out with file, line and key like every
  * other section's.
  */
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { compileZones, type DnsblZoneConfig } from '../../checks/dnsbl/index.ts';
 import type { Schema } from '../../policy/schema.ts';
 import { CHECK_IDS, cloneProfile, DEFAULT_PROFILE, parseProfile, type SiqProfile } from './profile.ts';
 
 export type SiqReplyLayout = '00' | '01' | '02';
+
+/** Where accounts, profiles, lists and reports live. */
+export type SiqServerStoreKind = 'sqlite' | 'memory' | 'redis';
+
+/** `siq_server.web:`, the postmaster pages' settings (src/siq/server/web/app.ts options). */
+export interface SiqWebSettings {
+  /** the site's origin as browsers see it (https://siq.example.net); '' = scheme + Host header */
+  publicOrigin: string;
+  /** served over HTTPS (directly or by a TLS proxy): Secure cookies, HSTS; null = publicOrigin is https:// */
+  secure: boolean | null;
+  /** reverse proxies whose X-Forwarded-For names the client */
+  trustedProxies: string[];
+  /** visitors may create accounts */
+  allowSignup: boolean;
+  /** what the overview tells postmasters to query ('' = from listen and public_origin) */
+  siqAddress: string;
+  /** where gateways send reports, shown with the API key ('' = from http_listen and public_origin) */
+  reportUrl: string;
+  sessionIdleMinutes: number;
+  sessionMaxHours: number;
+}
 
 export interface SiqServerConfig {
   /** UDP HOST:PORT for SIQ queries; '' = off */
@@ -35,6 +57,24 @@ export interface SiqServerConfig {
   defaultProfile: SiqProfile;
   /** keep each account's recent queries (for the web UI) */
   queryLog: boolean;
+  /** HTTP HOST:PORT for the postmaster pages (sign-up, profile, lists, API key); '' = off */
+  webListen: string;
+  web: SiqWebSettings;
+  /** sqlite (the `db` file, '' = in memory), memory, or redis (the `redis:` section, shared by several servers) */
+  store: SiqServerStoreKind;
+}
+
+export function defaultSiqWebSettings(): SiqWebSettings {
+  return {
+    publicOrigin: '',
+    secure: null,
+    trustedProxies: [],
+    allowSignup: true,
+    siqAddress: '',
+    reportUrl: '',
+    sessionIdleMinutes: 30,
+    sessionMaxHours: 12,
+  };
 }
 
 export function defaultSiqServerConfig(): SiqServerConfig {
@@ -52,6 +92,9 @@ export function defaultSiqServerConfig(): SiqServerConfig {
     dnsbl: [],
     defaultProfile: cloneProfile(DEFAULT_PROFILE),
     queryLog: true,
+    webListen: '',
+    web: defaultSiqWebSettings(),
+    store: 'sqlite',
   };
 }
 
@@ -122,6 +165,32 @@ export const SIQ_SERVER_SCHEMA: Schema = {
     },
     default_profile: PROFILE_SCHEMA,
     query_log: { type: 'boolean' },
+    web_listen: listen,
+    web: {
+      type: 'object',
+      props: {
+        public_origin: {
+          type: 'string',
+          pattern: /^$|^https?:\/\/[^/\s?#]+$/,
+          description: 'like https://siq.example.net (scheme and host, no path)',
+        },
+        secure: { type: 'boolean' },
+        trusted_proxies: {
+          type: 'array',
+          items: { type: 'string', valid: (s) => isIP(s) !== 0, description: 'an IP address' },
+        },
+        allow_signup: { type: 'boolean' },
+        siq_address: { type: 'string', pattern: /^$|^\S+$/, description: 'HOST:PORT, no spaces' },
+        report_url: {
+          type: 'string',
+          pattern: /^$|^https?:\/\/\S+$/,
+          description: 'an http:// or https:// URL',
+        },
+        session_idle_minutes: num(1, 10_080),
+        session_max_hours: num(1, 8_760),
+      },
+    },
+    store: { type: 'string', enum: ['sqlite', 'memory', 'redis'] },
   },
 };
 
@@ -161,16 +230,64 @@ export function siqServerConfigFrom(section: unknown, baseDir = process.cwd()): 
   const p = parseProfile(s.default_profile ?? null);
   if (p.ok) c.defaultProfile = p.profile;
   if (typeof s.query_log === 'boolean') c.queryLog = s.query_log;
+  if (typeof s.web_listen === 'string') c.webListen = s.web_listen;
+  const w = (s.web ?? {}) as Raw;
+  if (typeof w.public_origin === 'string') c.web.publicOrigin = w.public_origin;
+  if (typeof w.secure === 'boolean') c.web.secure = w.secure;
+  if (Array.isArray(w.trusted_proxies)) c.web.trustedProxies = w.trusted_proxies as string[];
+  if (typeof w.allow_signup === 'boolean') c.web.allowSignup = w.allow_signup;
+  if (typeof w.siq_address === 'string') c.web.siqAddress = w.siq_address;
+  if (typeof w.report_url === 'string') c.web.reportUrl = w.report_url;
+  if (typeof w.session_idle_minutes === 'number') c.web.sessionIdleMinutes = w.session_idle_minutes;
+  if (typeof w.session_max_hours === 'number') c.web.sessionMaxHours = w.session_max_hours;
+  if (s.store === 'sqlite' || s.store === 'memory' || s.store === 'redis') c.store = s.store;
   return c;
 }
 
-/** Problems the schema cannot see (zone names and filters, the profile), with their key paths inside the section. */
+/** The host of HOST:PORT, [IPv6]:PORT or HOST. */
+export function listenHostOf(listen: string): string {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(listen.trim());
+  return m ? (m[1] ?? m[2]!) : listen.trim();
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this machine can connect. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1' || h === '::ffff:127.0.0.1') return true;
+  return isIP(h) === 4 && h.startsWith('127.');
+}
+
+/**
+ * Why the postmaster pages may not listen on `webListen` with these settings, or null. Off
+ * loopback they are a sign-up site on the network: its public origin must be named (the CSRF
+ * origin check then does not rest on the Host header, and postmasters are sent to the right
+ * address), normally an https:// one behind a TLS proxy.
+ */
+export function siqWebListenProblem(webListen: string, web: SiqWebSettings): string | null {
+  if (webListen === '' || isLoopbackHost(listenHostOf(webListen)) || web.publicOrigin !== '') return null;
+  return `is ${webListen}, not a loopback address, and siq_server.web.public_origin is empty: the pages take sign-ups and passwords, so name the site's address (public_origin: https://siq.example.net, behind a TLS proxy) or listen on 127.0.0.1 with a proxy in front`;
+}
+
+/**
+ * Problems the schema cannot see (zone names and filters, the profile, the web pages off
+ * loopback without a public origin, a Redis store without Redis), with their key paths inside
+ * the section. `redisUrl` is the config's `redis.url`.
+ */
 export function siqServerProblems(
   section: unknown,
+  redisUrl?: string,
 ): Array<{ path: Array<string | number>; message: string }> {
   if (section === null || typeof section !== 'object') return [];
   const s = section as Raw;
   const out: Array<{ path: Array<string | number>; message: string }> = [];
+  const c = siqServerConfigFrom(section);
+  const web = siqWebListenProblem(c.webListen, c.web);
+  if (web) out.push({ path: ['web_listen'], message: web });
+  if (c.store === 'redis' && redisUrl === '')
+    out.push({
+      path: ['store'],
+      message: 'is redis, but redis.url is not set: say where Redis is (docs/redis.md) or use store: sqlite',
+    });
   zonesOf(s.dnsbl).forEach((zone, i) => {
     try {
       compileZones([zone]);
