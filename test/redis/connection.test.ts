@@ -48,15 +48,21 @@ function logs() {
 
 describe('RedisConnection with a real redis-server', { skip: redisSkip() }, () => {
   let server: RedisTestServer;
+  /** every connection made, closed at the end even when a test failed half-way */
+  const made: RedisConnection[] = [];
   before(async () => {
     server = await startRedisServer();
   });
   after(async () => {
+    await Promise.all(made.map((c) => c.close()));
     await server?.stop();
   });
 
-  const connect = (extra: Partial<ConstructorParameters<typeof RedisConnection>[0]> = {}) =>
-    new RedisConnection({ ...defaultRedisConfig(), url: server.url, prefix: 'test:', commandTimeoutMs: 2_000, ...extra });
+  const connect = (extra: Partial<ConstructorParameters<typeof RedisConnection>[0]> = {}) => {
+    const c = new RedisConnection({ ...defaultRedisConfig(), url: server.url, prefix: 'test:', commandTimeoutMs: 2_000, ...extra });
+    made.push(c);
+    return c;
+  };
 
   test('connects at first use, prefixes keys, counts operations', async () => {
     const redis = connect({ prefix: 'conn1:' });
@@ -86,6 +92,7 @@ describe('RedisConnection with a real redis-server', { skip: redisSkip() }, () =
     const port = await freePort();
     const { lines, log } = logs();
     const redis = new RedisConnection({ ...defaultRedisConfig(), url: `redis://127.0.0.1:${port}`, log, commandTimeoutMs: 5_000 });
+    made.push(redis);
     assert.equal(await redis.attempt('t.get', (c) => c.get('k'), 'miss'), 'miss');
     for (let i = 0; i < 20; i++) {
       assert.equal(await redis.attempt('t.set', async (c) => (await c.set('k', 'v')) === 'OK', false, { write: true }), false);
@@ -194,6 +201,7 @@ describe('RedisConnection with a real redis-server', { skip: redisSkip() }, () =
     const secured = await startRedisServer({ unixSocket: true, password: 'pa ss' });
     try {
       const viaSocket = new RedisConnection({ ...defaultRedisConfig(), url: `unix://${secured.socket}?db=3&password=pa%20ss`, prefix: 'sock:', commandTimeoutMs: 2_000 });
+      made.push(viaSocket);
       await viaSocket.run('t.set', (c) => c.set(viaSocket.key('k'), 'over the socket'));
       const inDb3 = await redisCommandIn(secured, 3, 'GET', 'sock:k');
       assert.equal(inDb3, 'over the socket');
@@ -201,6 +209,7 @@ describe('RedisConnection with a real redis-server', { skip: redisSkip() }, () =
 
       const { lines, log } = logs();
       const wrong = new RedisConnection({ ...defaultRedisConfig(), url: `redis://:wrong@127.0.0.1:${secured.port}`, log, commandTimeoutMs: 2_000 });
+      made.push(wrong);
       assert.equal(await wrong.attempt('t.get', (c) => c.get('k'), 'fallback'), 'fallback');
       assert.notEqual(wrong.state, 'ready');
       assert.ok(lines.some((l) => l.level === 'warn' && /WRONGPASS|invalid|auth/i.test(String(l.fields?.error))), JSON.stringify(lines));

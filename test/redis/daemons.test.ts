@@ -108,6 +108,9 @@ describe('two checkid daemons sharing Redis', { skip: redisSkip(), timeout: 120_
         '  command_timeout_ms: 1000',
         "milter:\n  listen: ''",
         'http:\n  listen: 127.0.0.1:0',
+        // the dashboard keeps its history in the state directory, not (yet) in Redis: off here
+        "dashboard:\n  listen: ''",
+        `state_dir: ${dir}`,
         '',
       ].join('\n'),
     );

@@ -1,30 +1,42 @@
 /**
  * RedisHistoryStore against a real redis-server: the shared HistoryStore contract
  * (test/history/store-contract.ts, with reopen: the data is in Redis), then what a shared store
- * adds: daemon A's verdicts seen by daemon B (stored and live), the size cap, retention, and
+ * adds: daemon A's verdicts (records, and an engine's through the HistoryRecorder) seen by
+ * daemon B, stored and live; the size cap, retention, and
  * Redis down (appends dropped and counted, live feed kept; reads reject).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Engine, staticPolicy } from '../../src/engine/engine.ts';
 import type { VerdictRecord } from '../../src/history/record.ts';
+import { HistoryRecorder } from '../../src/history/recorder.ts';
+import { loadConfigFile } from '../../src/policy/config.ts';
 import { defaultRedisConfig } from '../../src/redis/config.ts';
 import { RedisConnection, RedisUnavailableError } from '../../src/redis/connection.ts';
 import { RedisHistoryStore } from '../../src/redis/history-store.ts';
 import { eventually, makeRecord, runHistoryContract } from '../history/store-contract.ts';
+import { FIXTURES, seedZone } from '../support/fixtures.ts';
 import { freePort, type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
+import { MemoryResolver } from '../support/zone.ts';
 
 const skip = redisSkip();
 let server: RedisTestServer | undefined;
 let n = 0;
 
-const connection = (prefix: string, url?: string) =>
-  new RedisConnection({ ...defaultRedisConfig(), url: url ?? server!.url, prefix, commandTimeoutMs: 5_000 });
+/** every connection made, closed at the end even when a test failed half-way (closing twice is fine) */
+const made: RedisConnection[] = [];
+const connection = (prefix: string, url?: string) => {
+  const c = new RedisConnection({ ...defaultRedisConfig(), url: url ?? server!.url, prefix, commandTimeoutMs: 5_000 });
+  made.push(c);
+  return c;
+};
 
 if (!skip) {
   before(async () => {
     server = await startRedisServer();
   });
   after(async () => {
+    await Promise.all(made.map((c) => c.close()));
     await server?.stop();
   });
   const prefixes = new WeakMap<object, string>();
@@ -81,6 +93,37 @@ describe('RedisHistoryStore shared by two daemons', { skip }, () => {
     );
     assert.equal(await a.count(), await b.count());
     await Promise.all([a.close(), b.close()]);
+  });
+
+  test("verdicts an engine decided on daemon A (through the HistoryRecorder) are followed live and listed on daemon B", async () => {
+    const a = new RedisHistoryStore(connection('engines:'), { ownsConnection: true });
+    const b = new RedisHistoryStore(connection('engines:'), { ownsConnection: true });
+    const live: VerdictRecord[] = [];
+    b.subscribe((r) => live.push(r));
+    // the seed examples: example.com is accepted, example.net refused at ID
+    const resolver = new MemoryResolver(seedZone());
+    const config = loadConfigFile(`${FIXTURES}seed-authent.yaml`);
+    const recorder = new HistoryRecorder({ store: a });
+    const engine = new Engine({ resolver, policy: staticPolicy(config, resolver), observer: recorder.observer });
+    try {
+      // B's subscription is made in the background: decide verdicts until B hears one
+      for (let i = 0; i < 250 && live.length === 0; i++) {
+        assert.equal((await engine.checkID({ ip: '192.0.2.1', id: 'example.com' })).action, 'ACCEPT');
+        await recorder.flush();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(live.length > 0, 'B heard a verdict decided on A');
+      const heard = live.length;
+      await engine.checkID({ ip: '192.0.2.1', id: 'example.net' });
+      await recorder.flush();
+      await eventually(() => live.length === heard + 1, "B hears A's REJECT");
+      assert.deepEqual([live.at(-1)!.action, live.at(-1)!.id, live.at(-1)!.stage], ['REJECT', 'example.net', 'id']);
+      assert.deepEqual(await b.recent(1), [live.at(-1)]);
+      assert.equal(await b.count(), live.length);
+    } finally {
+      await recorder.close();
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 
   test('maxRecords: the oldest go first', async () => {

@@ -19,14 +19,20 @@ const skip = redisSkip();
 let server: RedisTestServer | undefined;
 let n = 0;
 
-const connection = (prefix: string, url?: string) =>
-  new RedisConnection({ ...defaultRedisConfig(), url: url ?? server!.url, prefix, commandTimeoutMs: 5_000 });
+/** every connection made, closed at the end even when a test failed half-way (closing twice is fine) */
+const made: RedisConnection[] = [];
+const connection = (prefix: string, url?: string) => {
+  const c = new RedisConnection({ ...defaultRedisConfig(), url: url ?? server!.url, prefix, commandTimeoutMs: 5_000 });
+  made.push(c);
+  return c;
+};
 
 if (!skip) {
   before(async () => {
     server = await startRedisServer();
   });
   after(async () => {
+    await Promise.all(made.map((c) => c.close()));
     await server?.stop();
   });
   // each store gets a fresh prefix: an empty store, as the contract wants
