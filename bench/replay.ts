@@ -137,6 +137,8 @@ try {
   const cli = await runChild(['replay', mbox, '--config', configPath, '--resolver', server.address, '--jobs', String(JOBS), '--quiet', '--report', join(work, 'cli-report')]);
   if (cli.code !== 0) throw new Error(`checkid replay failed: ${cli.stderr}`);
 
+  // a first pass warms the JIT and the DNS server; not counted
+  await inProcess(mbox, JOBS, server.address, join(work, 'warm'));
   const jobs1 = await inProcess(mbox, 1, server.address, join(work, 'r1'));
   const jobsN = await inProcess(mbox, JOBS, server.address, join(work, 'rn'));
   const bigRun = await inProcess(big, JOBS, server.address, join(work, 'rbig'));
@@ -183,6 +185,8 @@ try {
         ratio_cli_vs_check_loop: Math.round((cliPerSecond / baselineSeq) * 10) / 10,
         ratio_cli_vs_check_two_at_a_time: Math.round((cliPerSecond / baselinePar) * 10) / 10,
         retained_heap_bytes_per_message: { [`${N}`]: jobsN.retainedHeapBytesPerMessage, [`${N * 4}`]: bigRun.retainedHeapBytesPerMessage },
+        // what each further message adds (the fixed part taken out)
+        retained_heap_bytes_per_additional_message: Math.round((bigRun.retainedHeapBytesPerMessage * N * 4 - jobsN.retainedHeapBytesPerMessage * N) / (N * 3)),
       },
       null,
       2,
