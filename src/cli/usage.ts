@@ -27,8 +27,9 @@ commands:
                         [--config FILE] [--resolver HOST:PORT]
   siq      ask SIQ reputation servers about an IP and domain (exit status: docs/siq.md)
            checkid siq query --server HOST[:PORT]... --ip IP [--domain DOMAIN] [--json] [--timeout MS]
-           checkid siq serve --listen HOST:PORT [--db FILE] [--config FILE] [--resolver HOST:PORT]  (also: checkid siq-server)
-           checkid siq account add --email ADDRESS --ip IP [--ip IP]... [--db FILE] | checkid siq account list
+           checkid siq serve --listen HOST:PORT [--web-listen HOST:PORT] [--db FILE] [--config FILE] [--resolver HOST:PORT]  (also: checkid siq-server)
+           checkid siq account add --email ADDRESS [--ip IP]... [--password-stdin] [--db FILE] [--json]
+           checkid siq account passwd --email ADDRESS --password-stdin [--db FILE] | checkid siq account list
            (the SIQ server: docs/siq-server.md)
   replay   stored messages (mbox, Maildir, .eml, directories) through the current policy, offline,
            with a report (docs/replay.md)
