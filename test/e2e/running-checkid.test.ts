@@ -224,7 +224,7 @@ test('README daemon + real Postfix + SIQ server: log, metrics, dashboard; a thre
     assert.match((await page.textContent('#live tbody tr[data-ip="192.0.2.1"] td.facts')) ?? '', new RegExp(`siq=${score}\\b`));
 
     await page.fill('#siqRejectScore', String(score));
-    await page.waitForFunction(() => document.querySelector('#wi-newly-rejected')?.textContent === '1');
+    await page.locator('#wi-newly-rejected', { hasText: /^1$/ }).waitFor();
     await page.waitForSelector('#whatif-section:not([aria-busy])');
     assert.equal(await page.textContent('#wi-newly-rejected'), '1');
     await page.click('#apply');
