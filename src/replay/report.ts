@@ -4,7 +4,7 @@
  * SVG, no script, no external resource) with the charts and tables.
  *
  * Memory: the messages stream to report.json; what stays in memory for the charts and the
- * what-if is a slimmed copy of each verdict record (no reply text or explanation), about 1.3 KB
+ * what-if is a slimmed copy of each verdict record (no reply text or explanation), 0.5 to 1.5 KB
  * per message, for at most `sample` messages (default 200,000): past that, a uniform random
  * sample of the checked messages (reservoir sampling) stands for all of them, and the report says
  * so. The totals (actions, reasons, …) always count every message. The HTML lists at most
