@@ -6,6 +6,7 @@
  * (SQLite in `siq_server.db` or --db, memory, or the shared Redis). The checks use the runtime's
  * resolver; the server's figures go to the runtime's /metrics.
  */
+import { join } from 'node:path';
 import type { Logger } from '../engine/engine.ts';
 import { parseRedisUrl, type RedisConfig } from '../redis/config.ts';
 import { type RedisConnection, sharedRedis } from '../redis/connection.ts';
@@ -52,6 +53,9 @@ export interface OpenedSiqStore {
  * not closed with the store) or the `redis:` settings (`redis`: a connection of its own, closed
  * with the store).
  */
+/** The SQLite file in the state directory when neither siq_server.db nor --db names one. */
+export const SIQ_DB_FILE = 'siq.db';
+
 export function openSiqServerStore(options: {
   kind: SiqServerStoreKind;
   db: string;
@@ -128,7 +132,8 @@ export const siqServerListener: ListenerKind = {
     const webListen = overrides.webListen ?? first.webListen;
     const webProblem = siqWebListenProblem(webListen, first.web);
     if (webProblem) throw new Error(`siq_server.web_listen ${webProblem}`);
-    const db = overrides.db ?? first.db;
+    // no file named: siq.db in the state directory, so accounts outlive a restart
+    const db = overrides.db ?? (first.db || (first.store === 'sqlite' ? join(runtime.stateDir(), SIQ_DB_FILE) : ''));
     // --db names a SQLite file: it picks SQLite whatever siq_server.store says
     const kind = overrides.db !== undefined ? 'sqlite' : first.store;
     const { store, where, ephemeral } = openSiqServerStore({

@@ -18,7 +18,9 @@ import type { SiqServerStore } from '../siq/server/store.ts';
 import { SiqStoreError } from '../siq/server/store.ts';
 import { hashPassword, passwordProblem } from '../web/password.ts';
 import { runListeners } from './serve.ts';
-import { openSiqServerStore, setSiqServerDb, setSiqServerWebListen } from './siq-listener.ts';
+import { openSiqServerStore, SIQ_DB_FILE, setSiqServerDb, setSiqServerWebListen } from './siq-listener.ts';
+import { resolveStateDir } from '../common/state-dir.ts';
+import { join } from 'node:path';
 
 export const SIQ_SERVE_USAGE = `usage: checkid siq serve --listen HOST:PORT [--web-listen HOST:PORT] [--config FILE] [--resolver HOST:PORT] [--db FILE]
        checkid siq account add --email ADDRESS [--ip IP]... [--password-stdin] [--db FILE] [--config FILE] [--json]
@@ -152,14 +154,21 @@ export async function runSiqAccount(argv: string[]): Promise<number> {
   }
   const settings = config.siqServer;
   const kind = values.db !== undefined ? 'sqlite' : settings.store;
-  const db = values.db ?? settings.db;
-  if (kind === 'memory' || (kind === 'sqlite' && !db)) {
+  let db = values.db ?? settings.db;
+  if (kind === 'memory') {
     process.stderr.write(
-      kind === 'memory'
-        ? 'checkid siq account: siq_server.store is memory: accounts live inside the running server only; give --db FILE or use store: sqlite or redis\n'
-        : 'checkid siq account: no database: give --db FILE or set siq_server.db in the config (--config FILE)\n',
+      'checkid siq account: siq_server.store is memory: accounts live inside the running server only; give --db FILE or use store: sqlite or redis\n',
     );
     return 2;
+  }
+  if (kind === 'sqlite' && !db) {
+    // the server's default: siq.db in the state directory
+    try {
+      db = join(resolveStateDir(config.stateDir), SIQ_DB_FILE);
+    } catch (err) {
+      process.stderr.write(`checkid siq account: ${(err as Error).message}; or give --db FILE\n`);
+      return 1;
+    }
   }
   let store: SiqServerStore;
   try {

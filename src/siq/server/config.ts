@@ -37,7 +37,7 @@ export interface SiqServerConfig {
   listen: string;
   /** HTTP HOST:PORT for the draft's HTTP form and the gateway report channel; '' = off */
   httpListen: string;
-  /** the SQLite database, absolute; '' = in memory (lost on restart) */
+  /** the SQLite database, absolute; '' = siq.db in the state directory (src/cli/siq-listener.ts) */
   db: string;
   /** seconds an answer is kept in the server's answer cache at most (also bounded by the profile's ttl); 0 = no cache */
   cacheTtl: number;
@@ -60,7 +60,7 @@ export interface SiqServerConfig {
   /** HTTP HOST:PORT for the postmaster pages (sign-up, profile, lists, API key); '' = off */
   webListen: string;
   web: SiqWebSettings;
-  /** sqlite (the `db` file, '' = in memory), memory, or redis (the `redis:` section, shared by several servers) */
+  /** sqlite (the `db` file, '' = siq.db in the state directory), memory, or redis (the `redis:` section, shared by several servers) */
   store: SiqServerStoreKind;
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
@@ -206,9 +206,14 @@ test('checkid serve starts the siq-server listener from the config; usage and co
     /checkid\.yaml: line 7, column 16: siq_server\.default_profile\.checks\.dnsbl\.fail must be at least -100, not -300/,
   );
 
-  const noDb = await checkid(['siq', 'account', 'list']);
-  assert.equal(noDb.code, 2);
-  assert.match(noDb.stderr, /give --db FILE or set siq_server\.db/);
+  // no --db and no siq_server.db: siq.db in the state directory, the server's default too
+  const stateDir = join(dir, 'state');
+  writeFileSync(config, `state_dir: ${stateDir}\n`);
+  const added = await checkid(['siq', 'account', 'add', '--email', 'pm@state.example', '--ip', '192.0.2.77', '--config', config]);
+  assert.equal(added.code, 0, added.stderr);
+  assert.ok(existsSync(join(stateDir, 'siq.db')), 'the account went into <state_dir>/siq.db');
+  const listed = await checkid(['siq', 'account', 'list', '--config', config]);
+  assert.match(listed.stdout, /pm@state\.example/);
   const usage = await checkid([
     'siq',
     'account',
