@@ -7,7 +7,16 @@
  * Started with `postfix -c DIR start` (the master daemonises); stopped with `postfix -c DIR stop`,
  * and by the master's pid when the test process exits. Runs as root: Postfix's daemons drop to
  * the `postfix` user the package created.
+ *
+ * The main.cf must make Postfix warn about nothing (docs/lab.md, "Postfix's log can deadlock"):
+ * every daemon logs its main.cf warnings when it starts, through postlogd's datagram socket,
+ * which holds only 11 messages; postlogd logs its own start-up warnings to that same socket, so
+ * when it starts after the socket has filled it blocks on itself, and from then on every Postfix
+ * process that logs blocks too. So `extra` lines replace the generated lines they name instead
+ * of being appended after them, startPostfix refuses a main.cf that `postconf` warns about, and
+ * it returns only once postlogd has written the master's first line.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -19,7 +28,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../fixtures.ts';
-import { freePort, labMissing, onExit, POSTFIX_BIN, run, sleep, tail, waitForPort } from './lab.ts';
+import { freePort, labMissing, onExit, POSTFIX_BIN, run, sleep, tail, waitForPort, waitUntil } from './lab.ts';
 import { type MtaOptions, parseMilterAddress, type RunningMta } from './mta.ts';
 
 /** master.cf: every service unprivileged-chroot "n", the one smtpd listener given as an address. */
@@ -90,8 +99,52 @@ export function postfixMainCf(dir: string, options: MtaOptions): string {
       'milter_protocol = 6',
     );
   }
-  lines.push(...(options.extra ?? []));
-  return `${lines.join('\n')}\n`;
+  return `${mergeMainCf(lines, options.extra ?? []).join('\n')}\n`;
+}
+
+/** The parameter a main.cf line sets ("name = value"), or null (comment, blank, continuation). */
+const parameterOf = (line: string): string | null => /^([A-Za-z0-9_]+)\s*=/.exec(line)?.[1] ?? null;
+
+/**
+ * `base` with `extra` applied: a line setting a parameter that is already set replaces that
+ * line where it stands (with the continuation lines below it), anything else is appended. Each
+ * parameter then appears once, so Postfix does not warn "overriding earlier entry" at every
+ * process start (see the module comment).
+ */
+export function mergeMainCf(base: string[], extra: string[]): string[] {
+  // entries: a parameter line with the continuation lines (leading white space) that follow it
+  const entries: string[][] = [];
+  const at = new Map<string, number>();
+  let current: string[] | null = null; // the entry of the last parameter line
+  const add = (line: string) => {
+    const name = parameterOf(line);
+    if (name === null) {
+      if (current && /^\s+\S/.test(line)) current.push(line);
+      else {
+        current = null;
+        entries.push([line]);
+      }
+      return;
+    }
+    current = [line];
+    const index = at.get(name);
+    if (index === undefined) {
+      at.set(name, entries.length);
+      entries.push(current);
+    } else entries[index] = current;
+  };
+  for (const line of base) add(line);
+  current = null;
+  for (const line of extra) add(line);
+  return entries.flat();
+}
+
+/** What `postconf` warns about in the main.cf of config directory `conf` (each message once). */
+export function postfixConfigWarnings(conf: string): string[] {
+  const r = spawnSync('/usr/sbin/postconf', ['-c', conf, '-n'], { encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw new Error(`postconf -c ${conf} -n: ${r.error.message}`);
+  const warnings = `${r.stderr}`.split('\n').filter((l) => /\bwarning:/.test(l));
+  return [...new Set(warnings)];
 }
 
 /** The group of the postfix user (a milter's unix socket must be reachable by it). */
@@ -135,6 +188,11 @@ export async function startPostfix(options: MtaOptions): Promise<RunningMta> {
     new Error(
       `Postfix (${conf}) ${what}${err ? `: ${(err as Error).message}` : ''}\n--- postfix.log (tail) ---\n${logTail() || '(empty)'}`,
     );
+  const warnings = postfixConfigWarnings(conf);
+  if (warnings.length)
+    throw new Error(
+      `the lab's Postfix config (${conf}/main.cf) makes Postfix warn, and every Postfix process would log that as it starts, which can deadlock Postfix's logging (docs/lab.md):\n${warnings.join('\n')}`,
+    );
 
   try {
     run(POSTFIX_BIN, ['-c', conf, 'check']);
@@ -153,7 +211,15 @@ export async function startPostfix(options: MtaOptions): Promise<RunningMta> {
     }
   };
   const removeHook = onExit(() => {
-    if (masterPid > 0 && alive()) process.kill(masterPid, 'SIGTERM');
+    if (!(masterPid > 0 && alive())) return;
+    process.kill(masterPid, 'SIGTERM');
+    // A master that is stuck (e.g. blocked writing to its log) ignores SIGTERM; this process
+    // cannot wait, so a detached shell kills it a little later, if it is still this instance's.
+    spawn(
+      '/bin/sh',
+      ['-c', 'sleep 5; grep -qzx "MAIL_CONFIG=$2" "/proc/$1/environ" 2>/dev/null && kill -9 "$1"', 'postfix-reaper', String(masterPid), conf],
+      { detached: true, stdio: 'ignore' },
+    ).unref();
   });
   let stopped = false;
   const stop = async () => {
@@ -174,6 +240,17 @@ export async function startPostfix(options: MtaOptions): Promise<RunningMta> {
   } catch (err) {
     await stop();
     throw failure('is not listening', err);
+  }
+  try {
+    // postlogd has written the master's first line: it is past its own start-up and serving
+    await waitUntil(
+      () => /postfix\/master\[\d+\]: daemon started/.test(existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+      15_000,
+      () => 'its log service (postlogd) has not written the master\'s "daemon started" line',
+    );
+  } catch (err) {
+    await stop();
+    throw failure('does not log', err);
   }
   return {
     name: 'postfix',
