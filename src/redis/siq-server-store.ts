@@ -27,20 +27,28 @@
  * (checkid_redis_writes_dropped_total{op="siqs.log"}).
  */
 import {
-  checkApiKey,
-  checkCounts,
+  accountNotFound,
+  apiKeyTaken,
+  checkAccountPatch,
   checkEntry,
   checkHalfLife,
   checkListName,
-  decayed,
+  checkReport,
+  countsAt,
+  emailLookupKey,
+  emailTaken,
+  entryLookupKey,
+  ipTaken,
   type JsonObject,
   type NewSiqAccount,
-  newAccountId,
-  newApiKey,
-  normalizeEmail,
-  normalizeReportKey,
+  newAccount,
   normalizeStoreIp,
+  parseReportField,
+  profileJson,
   QUERY_LOG_KEEP,
+  queryLogEntry,
+  reportField,
+  reportRowAt,
   type SiqAccount,
   type SiqListName,
   type SiqLists,
@@ -51,7 +59,8 @@ import {
   type SiqServerStore,
   type SiqStoreChange,
   SiqStoreError,
-  tidy,
+  type StoredReportCounts,
+  StoreWatchers,
 } from '../siq/server/store.ts';
 import { type RedisClient, type RedisConnection, releaseSharedRedis } from './connection.ts';
 import { lua, runScript } from './script.ts';
@@ -190,17 +199,13 @@ return 'ok'
 /** entries per script call when appending to the query log */
 const LOG_CHUNK = 500;
 
-interface StoredCounter {
-  a: number;
-  r: number;
-  u: number;
-}
-
-function readCounter(text: string | null | undefined): StoredCounter | null {
-  if (!text) return null;
+/** A stored counter: {"a":accepted,"r":rejected,"u":updatedAt}; null when missing or damaged. */
+function readCounter(text: unknown): StoredReportCounts | null {
+  if (text === null || text === undefined || text === '') return null;
   try {
-    const v = JSON.parse(text) as StoredCounter;
-    return typeof v.a === 'number' && typeof v.r === 'number' && typeof v.u === 'number' ? v : null;
+    const v = JSON.parse(String(text)) as { a: unknown; r: unknown; u: unknown };
+    if (typeof v.a !== 'number' || typeof v.r !== 'number' || typeof v.u !== 'number') return null;
+    return { accepted: v.a, rejected: v.r, updatedAt: v.u };
   } catch {
     return null;
   }
@@ -210,7 +215,7 @@ export class RedisSiqServerStore implements SiqServerStore {
   readonly redis: RedisConnection;
   private readonly ns: string;
   private readonly owns: boolean;
-  private readonly watchers = new Set<(change: SiqStoreChange) => void>();
+  private readonly watchers = new StoreWatchers();
   private closed = false;
 
   constructor(redis: RedisConnection, options: RedisSiqServerStoreOptions = {}) {
@@ -229,13 +234,7 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   private changed(accountId: string, what: SiqStoreChange['what']): void {
-    for (const w of [...this.watchers]) {
-      try {
-        w({ accountId, what });
-      } catch {
-        // a failing watcher does not fail the change
-      }
-    }
+    this.watchers.notify(accountId, what);
   }
 
   private static account(h: Record<string, string>): SiqAccount | null {
@@ -244,24 +243,21 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   async createAccount(input: NewSiqAccount): Promise<SiqAccount> {
-    const email = normalizeEmail(input.email);
-    const apiKey = checkApiKey(input.apiKey ?? newApiKey());
-    if (typeof input.passwordHash !== 'string') throw new SiqStoreError('invalid', 'passwordHash must be a string');
-    if (!Number.isFinite(input.createdAt)) throw new SiqStoreError('invalid', 'createdAt must be a number');
-    const id = newAccountId();
+    const account = newAccount(input);
+    const { id, email, apiKey } = account;
     const r = await this.run('create', (c) =>
       runScript(c, CREATE, [this.k('account', id), this.k('email'), this.k('apikey'), this.k('accounts'), this.k('seq'), this.k('changes')], [
         id,
         email,
-        input.passwordHash,
-        input.createdAt,
+        account.passwordHash,
+        account.createdAt,
         apiKey,
       ]),
     );
-    if (r === 'email') throw new SiqStoreError('conflict', `an account for ${email} exists`);
-    if (r === 'apikey') throw new SiqStoreError('conflict', 'that API key is taken');
+    if (r === 'email') throw emailTaken(email);
+    if (r === 'apikey') throw apiKeyTaken();
     this.changed(id, 'account');
-    return { id, email, passwordHash: input.passwordHash, createdAt: input.createdAt, apiKey };
+    return account;
   }
 
   async getAccount(id: string): Promise<SiqAccount | null> {
@@ -271,7 +267,7 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   async getAccountByEmail(email: string): Promise<SiqAccount | null> {
-    const id = await this.run('byEmail', (c) => c.hGet(this.k('email'), String(email).trim().toLowerCase()));
+    const id = await this.run('byEmail', (c) => c.hGet(this.k('email'), emailLookupKey(email)));
     return id ? this.getAccount(String(id)) : null;
   }
 
@@ -287,9 +283,9 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   async updateAccount(id: string, patch: Partial<Pick<SiqAccount, 'email' | 'passwordHash' | 'apiKey'>>): Promise<SiqAccount | null> {
-    const email = patch.email === undefined ? '' : normalizeEmail(patch.email);
-    const apiKey = patch.apiKey === undefined ? '' : checkApiKey(patch.apiKey);
-    if (patch.passwordHash !== undefined && typeof patch.passwordHash !== 'string') throw new SiqStoreError('invalid', 'passwordHash must be a string');
+    const checked = checkAccountPatch(patch);
+    const email = checked.email ?? '';
+    const apiKey = checked.apiKey ?? '';
     if (typeof id !== 'string' || id === '') return null;
     const r = await this.run('update', (c) =>
       runScript(c, UPDATE, [this.k('account', id), this.k('email'), this.k('apikey'), this.k('changes')], [
@@ -301,8 +297,8 @@ export class RedisSiqServerStore implements SiqServerStore {
       ]),
     );
     if (r === 'missing') return null;
-    if (r === 'email') throw new SiqStoreError('conflict', `an account for ${email} exists`);
-    if (r === 'apikey') throw new SiqStoreError('conflict', 'that API key is taken');
+    if (r === 'email') throw emailTaken(email);
+    if (r === 'apikey') throw apiKeyTaken();
     this.changed(id, 'account');
     return this.getAccount(id);
   }
@@ -333,8 +329,8 @@ export class RedisSiqServerStore implements SiqServerStore {
   async addSourceIp(accountId: string, ip: string): Promise<void> {
     const n = normalizeStoreIp(ip);
     const r = await this.run('addIp', (c) => runScript(c, ADD_IP, [this.k('account', accountId), this.k('ip'), this.k('ips', accountId), this.k('changes')], [accountId, n]));
-    if (r === 'missing') throw new SiqStoreError('not-found', `no account ${JSON.stringify(accountId)}`);
-    if (r === 'conflict') throw new SiqStoreError('conflict', `${n} is registered to another account`);
+    if (r === 'missing') throw accountNotFound(accountId);
+    if (r === 'conflict') throw ipTaken(n);
     if (r === 'ok') this.changed(accountId, 'ips');
   }
 
@@ -363,10 +359,9 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   async setProfile(accountId: string, profile: JsonObject): Promise<void> {
-    if (profile === null || typeof profile !== 'object' || Array.isArray(profile)) throw new SiqStoreError('invalid', 'a profile is a JSON object');
-    const text = JSON.stringify(profile);
+    const text = profileJson(profile);
     const r = await this.run('setProfile', (c) => runScript(c, SET_PROFILE, [this.k('account', accountId), this.k('profile', accountId), this.k('changes')], [text]));
-    if (r === 'missing') throw new SiqStoreError('not-found', `no account ${JSON.stringify(accountId)}`);
+    if (r === 'missing') throw accountNotFound(accountId);
     this.changed(accountId, 'profile');
   }
 
@@ -388,13 +383,13 @@ export class RedisSiqServerStore implements SiqServerStore {
     const r = await this.run('addEntry', (c) =>
       runScript(c, ADD_ENTRY, [this.k('account', accountId), this.k('list', accountId, list), this.k('list', accountId, other), this.k('changes')], [e]),
     );
-    if (r === 'missing') throw new SiqStoreError('not-found', `no account ${JSON.stringify(accountId)}`);
+    if (r === 'missing') throw accountNotFound(accountId);
     this.changed(accountId, 'lists');
   }
 
   async removeListEntry(accountId: string, list: SiqListName, entry: string): Promise<boolean> {
     checkListName(list);
-    const r = await this.run('removeEntry', (c) => runScript(c, REMOVE_ENTRY, [this.k('list', accountId, list), this.k('changes')], [String(entry).trim()]));
+    const r = await this.run('removeEntry', (c) => runScript(c, REMOVE_ENTRY, [this.k('list', accountId, list), this.k('changes')], [entryLookupKey(entry)]));
     if (Number(r) !== 1) return false;
     this.changed(accountId, 'lists');
     return true;
@@ -405,7 +400,7 @@ export class RedisSiqServerStore implements SiqServerStore {
     const byAccount = new Map<string, string[]>();
     for (const e of entries) {
       if (typeof e.accountId !== 'string' || e.accountId === '') continue;
-      const text = JSON.stringify({ accountId: e.accountId, at: e.at, ip: e.ip, domain: e.domain, score: e.score, text: e.text });
+      const text = JSON.stringify(queryLogEntry(e));
       let list = byAccount.get(e.accountId);
       if (!list) {
         list = [];
@@ -441,29 +436,24 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   async addReport(accountId: string, kind: SiqReportKind, key: string, counts: SiqReportCounts, at: number, halfLifeMs: number): Promise<void> {
-    const k = normalizeReportKey(kind, key);
-    checkCounts(counts);
-    checkHalfLife(halfLifeMs);
+    const field = reportField(kind, checkReport(kind, key, counts, halfLifeMs));
     if (!Number.isFinite(at)) throw new SiqStoreError('invalid', 'the report time must be a number');
     const r = await this.run('addReport', (c) =>
       runScript(c, ADD_REPORT, [this.k('account', accountId), this.k('reports', accountId), this.k('reportsby', accountId)], [
-        `${kind}:${k}`,
+        field,
         counts.accepted,
         counts.rejected,
         at,
         halfLifeMs,
       ]),
     );
-    if (r === 'missing') throw new SiqStoreError('not-found', `no account ${JSON.stringify(accountId)}`);
+    if (r === 'missing') throw accountNotFound(accountId);
   }
 
   async reportCounts(accountId: string, kind: SiqReportKind, key: string, at: number, halfLifeMs: number): Promise<SiqReportCounts> {
-    const k = normalizeReportKey(kind, key);
-    checkHalfLife(halfLifeMs);
-    const text = await this.run('reportCounts', (c) => c.hGet(this.k('reports', accountId), `${kind}:${k}`));
-    const v = readCounter(text === null || text === undefined ? null : String(text));
-    if (!v) return { accepted: 0, rejected: 0 };
-    return { accepted: tidy(decayed(v.a, v.u, at, halfLifeMs)), rejected: tidy(decayed(v.r, v.u, at, halfLifeMs)) };
+    const field = reportField(kind, checkReport(kind, key, null, halfLifeMs));
+    const text = await this.run('reportCounts', (c) => c.hGet(this.k('reports', accountId), field));
+    return countsAt(readCounter(text), at, halfLifeMs);
   }
 
   async listReports(accountId: string, at: number, halfLifeMs: number, limit: number): Promise<SiqReportRow[]> {
@@ -475,16 +465,10 @@ export class RedisSiqServerStore implements SiqServerStore {
       const values = await c.hmGet(this.k('reports', accountId), fields);
       const rows: SiqReportRow[] = [];
       fields.forEach((field, i) => {
-        const v = readCounter(values[i] === null || values[i] === undefined ? null : String(values[i]));
+        const v = readCounter(values[i]);
         if (!v) return;
-        const colon = field.indexOf(':');
-        rows.push({
-          kind: field.slice(0, colon) as SiqReportKind,
-          key: field.slice(colon + 1),
-          accepted: tidy(decayed(v.a, v.u, at, halfLifeMs)),
-          rejected: tidy(decayed(v.r, v.u, at, halfLifeMs)),
-          updatedAt: v.u,
-        });
+        const { kind, key } = parseReportField(field);
+        rows.push(reportRowAt(kind, key, v, at, halfLifeMs));
       });
       return rows;
     });
@@ -496,10 +480,7 @@ export class RedisSiqServerStore implements SiqServerStore {
   }
 
   watch(listener: (change: SiqStoreChange) => void): () => void {
-    this.watchers.add(listener);
-    return () => {
-      this.watchers.delete(listener);
-    };
+    return this.watchers.add(listener);
   }
 
   async close(): Promise<void> {

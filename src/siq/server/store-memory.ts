@@ -1,19 +1,28 @@
 /** `SiqServerStore` in process memory: for tests, and for a server started without a database file. */
 import {
-  checkApiKey,
-  checkCounts,
+  accountNotFound,
+  apiKeyTaken,
+  addReportCounts,
+  checkAccountPatch,
   checkEntry,
   checkHalfLife,
   checkListName,
-  decayed,
+  checkReport,
+  countsAt,
+  emailLookupKey,
+  emailTaken,
+  entryLookupKey,
+  ipTaken,
   type JsonObject,
   type NewSiqAccount,
-  newAccountId,
-  newApiKey,
-  normalizeEmail,
-  normalizeReportKey,
+  newAccount,
   normalizeStoreIp,
+  parseReportField,
+  profileJson,
   QUERY_LOG_KEEP,
+  queryLogEntry,
+  reportField,
+  reportRowAt,
   type SiqAccount,
   type SiqListName,
   type SiqLists,
@@ -23,15 +32,9 @@ import {
   type SiqReportRow,
   type SiqServerStore,
   type SiqStoreChange,
-  SiqStoreError,
-  tidy,
+  type StoredReportCounts,
+  StoreWatchers,
 } from './store.ts';
-
-interface Counter {
-  accepted: number;
-  rejected: number;
-  updatedAt: number;
-}
 
 interface AccountData {
   account: SiqAccount;
@@ -40,7 +43,7 @@ interface AccountData {
   allow: string[];
   block: string[];
   log: SiqQueryLogEntry[];
-  reports: Map<string, Counter>;
+  reports: Map<string, StoredReportCounts>;
 }
 
 export class MemorySiqServerStore implements SiqServerStore {
@@ -48,41 +51,25 @@ export class MemorySiqServerStore implements SiqServerStore {
   private readonly byEmail = new Map<string, string>();
   private readonly byKey = new Map<string, string>();
   private readonly byIp = new Map<string, string>();
-  private readonly watchers = new Set<(change: SiqStoreChange) => void>();
+  private readonly watchers = new StoreWatchers();
   private changes = 0;
 
   private changed(accountId: string, what: SiqStoreChange['what']): void {
     this.changes++;
-    for (const w of [...this.watchers]) {
-      try {
-        w({ accountId, what });
-      } catch {
-        // a failing watcher does not fail the change
-      }
-    }
+    this.watchers.notify(accountId, what);
   }
 
   private data(id: string): AccountData {
     const d = this.accounts.get(id);
-    if (!d) throw new SiqStoreError('not-found', `no account ${JSON.stringify(id)}`);
+    if (!d) throw accountNotFound(id);
     return d;
   }
 
   async createAccount(input: NewSiqAccount): Promise<SiqAccount> {
-    const email = normalizeEmail(input.email);
-    const apiKey = checkApiKey(input.apiKey ?? newApiKey());
-    if (typeof input.passwordHash !== 'string')
-      throw new SiqStoreError('invalid', 'passwordHash must be a string');
-    if (!Number.isFinite(input.createdAt)) throw new SiqStoreError('invalid', 'createdAt must be a number');
-    if (this.byEmail.has(email)) throw new SiqStoreError('conflict', `an account for ${email} exists`);
-    if (this.byKey.has(apiKey)) throw new SiqStoreError('conflict', 'that API key is taken');
-    const account: SiqAccount = {
-      id: newAccountId(),
-      email,
-      passwordHash: input.passwordHash,
-      createdAt: input.createdAt,
-      apiKey,
-    };
+    const account = newAccount(input);
+    const { email, apiKey } = account;
+    if (this.byEmail.has(email)) throw emailTaken(email);
+    if (this.byKey.has(apiKey)) throw apiKeyTaken();
     this.accounts.set(account.id, {
       account,
       ips: new Set(),
@@ -104,7 +91,7 @@ export class MemorySiqServerStore implements SiqServerStore {
   }
 
   async getAccountByEmail(email: string): Promise<SiqAccount | null> {
-    const id = this.byEmail.get(String(email).trim().toLowerCase());
+    const id = this.byEmail.get(emailLookupKey(email));
     return id ? this.getAccount(id) : null;
   }
 
@@ -120,16 +107,13 @@ export class MemorySiqServerStore implements SiqServerStore {
   ): Promise<SiqAccount | null> {
     const d = this.accounts.get(id);
     if (!d) return null;
-    const email = patch.email === undefined ? d.account.email : normalizeEmail(patch.email);
-    const apiKey = patch.apiKey === undefined ? d.account.apiKey : checkApiKey(patch.apiKey);
-    if (patch.passwordHash !== undefined && typeof patch.passwordHash !== 'string')
-      throw new SiqStoreError('invalid', 'passwordHash must be a string');
+    const checked = checkAccountPatch(patch);
+    const email = checked.email ?? d.account.email;
+    const apiKey = checked.apiKey ?? d.account.apiKey;
     const emailOwner = this.byEmail.get(email);
-    if (emailOwner !== undefined && emailOwner !== id)
-      throw new SiqStoreError('conflict', `an account for ${email} exists`);
+    if (emailOwner !== undefined && emailOwner !== id) throw emailTaken(email);
     const keyOwner = this.byKey.get(apiKey);
-    if (keyOwner !== undefined && keyOwner !== id)
-      throw new SiqStoreError('conflict', 'that API key is taken');
+    if (keyOwner !== undefined && keyOwner !== id) throw apiKeyTaken();
     this.byEmail.delete(d.account.email);
     this.byKey.delete(d.account.apiKey);
     d.account = {
@@ -160,7 +144,7 @@ export class MemorySiqServerStore implements SiqServerStore {
     const d = this.data(accountId);
     const owner = this.byIp.get(n);
     if (owner === accountId) return;
-    if (owner !== undefined) throw new SiqStoreError('conflict', `${n} is registered to another account`);
+    if (owner !== undefined) throw ipTaken(n);
     d.ips.add(n);
     this.byIp.set(n, accountId);
     this.changed(accountId, 'ips');
@@ -191,10 +175,9 @@ export class MemorySiqServerStore implements SiqServerStore {
   }
 
   async setProfile(accountId: string, profile: JsonObject): Promise<void> {
-    if (profile === null || typeof profile !== 'object' || Array.isArray(profile))
-      throw new SiqStoreError('invalid', 'a profile is a JSON object');
+    const json = profileJson(profile);
     const d = this.data(accountId);
-    d.profile = JSON.stringify(profile);
+    d.profile = json;
     this.changed(accountId, 'profile');
   }
 
@@ -220,7 +203,7 @@ export class MemorySiqServerStore implements SiqServerStore {
     const d = this.accounts.get(accountId);
     if (!d) return false;
     const mine = list === 'allow' ? d.allow : d.block;
-    const i = mine.indexOf(String(entry).trim());
+    const i = mine.indexOf(entryLookupKey(entry));
     if (i < 0) return false;
     mine.splice(i, 1);
     this.changed(accountId, 'lists');
@@ -231,14 +214,7 @@ export class MemorySiqServerStore implements SiqServerStore {
     for (const e of entries) {
       const d = this.accounts.get(e.accountId);
       if (!d) continue;
-      d.log.push({
-        accountId: e.accountId,
-        at: e.at,
-        ip: e.ip,
-        domain: e.domain,
-        score: e.score,
-        text: e.text,
-      });
+      d.log.push(queryLogEntry(e));
       if (d.log.length > QUERY_LOG_KEEP * 2) d.log.splice(0, d.log.length - QUERY_LOG_KEEP);
     }
   }
@@ -259,19 +235,9 @@ export class MemorySiqServerStore implements SiqServerStore {
     at: number,
     halfLifeMs: number,
   ): Promise<void> {
-    const k = normalizeReportKey(kind, key);
-    checkCounts(counts);
-    checkHalfLife(halfLifeMs);
+    const field = reportField(kind, checkReport(kind, key, counts, halfLifeMs));
     const d = this.data(accountId);
-    const id = `${kind}:${k}`;
-    const c = d.reports.get(id);
-    if (!c) {
-      d.reports.set(id, { accepted: counts.accepted, rejected: counts.rejected, updatedAt: at });
-      return;
-    }
-    c.accepted = decayed(c.accepted, c.updatedAt, at, halfLifeMs) + counts.accepted;
-    c.rejected = decayed(c.rejected, c.updatedAt, at, halfLifeMs) + counts.rejected;
-    c.updatedAt = Math.max(c.updatedAt, at);
+    d.reports.set(field, addReportCounts(d.reports.get(field) ?? null, counts, at, halfLifeMs));
   }
 
   async reportCounts(
@@ -281,14 +247,8 @@ export class MemorySiqServerStore implements SiqServerStore {
     at: number,
     halfLifeMs: number,
   ): Promise<SiqReportCounts> {
-    const k = normalizeReportKey(kind, key);
-    checkHalfLife(halfLifeMs);
-    const c = this.accounts.get(accountId)?.reports.get(`${kind}:${k}`);
-    if (!c) return { accepted: 0, rejected: 0 };
-    return {
-      accepted: tidy(decayed(c.accepted, c.updatedAt, at, halfLifeMs)),
-      rejected: tidy(decayed(c.rejected, c.updatedAt, at, halfLifeMs)),
-    };
+    const field = reportField(kind, checkReport(kind, key, null, halfLifeMs));
+    return countsAt(this.accounts.get(accountId)?.reports.get(field) ?? null, at, halfLifeMs);
   }
 
   async listReports(
@@ -303,15 +263,9 @@ export class MemorySiqServerStore implements SiqServerStore {
     return [...d.reports.entries()]
       .sort((a, b) => b[1].updatedAt - a[1].updatedAt)
       .slice(0, limit)
-      .map(([id, c]) => {
-        const colon = id.indexOf(':');
-        return {
-          kind: id.slice(0, colon) as SiqReportKind,
-          key: id.slice(colon + 1),
-          accepted: tidy(decayed(c.accepted, c.updatedAt, at, halfLifeMs)),
-          rejected: tidy(decayed(c.rejected, c.updatedAt, at, halfLifeMs)),
-          updatedAt: c.updatedAt,
-        };
+      .map(([field, c]) => {
+        const { kind, key } = parseReportField(field);
+        return reportRowAt(kind, key, c, at, halfLifeMs);
       });
   }
 
@@ -320,8 +274,7 @@ export class MemorySiqServerStore implements SiqServerStore {
   }
 
   watch(listener: (change: SiqStoreChange) => void): () => void {
-    this.watchers.add(listener);
-    return () => this.watchers.delete(listener);
+    return this.watchers.add(listener);
   }
 
   async close(): Promise<void> {

@@ -10,20 +10,26 @@
  */
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import {
-  checkApiKey,
-  checkCounts,
+  accountNotFound,
+  apiKeyTaken,
+  addReportCounts,
+  checkAccountPatch,
   checkEntry,
   checkHalfLife,
   checkListName,
-  decayed,
+  checkReport,
+  countsAt,
+  emailLookupKey,
+  emailTaken,
+  entryLookupKey,
+  ipTaken,
   type JsonObject,
   type NewSiqAccount,
-  newAccountId,
-  newApiKey,
-  normalizeEmail,
-  normalizeReportKey,
+  newAccount,
   normalizeStoreIp,
+  profileJson,
   QUERY_LOG_KEEP,
+  reportRowAt,
   type SiqAccount,
   type SiqListName,
   type SiqLists,
@@ -33,8 +39,8 @@ import {
   type SiqReportRow,
   type SiqServerStore,
   type SiqStoreChange,
-  SiqStoreError,
-  tidy,
+  type StoredReportCounts,
+  StoreWatchers,
 } from './store.ts';
 
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -95,6 +101,23 @@ interface AccountRow {
   api_key: string;
 }
 
+interface ReportRow {
+  accepted: number;
+  rejected: number;
+  updated_at: number;
+}
+
+interface ReportListRow extends ReportRow {
+  kind: SiqReportKind;
+  key: string;
+}
+
+const toCounts = (r: ReportRow): StoredReportCounts => ({
+  accepted: r.accepted,
+  rejected: r.rejected,
+  updatedAt: Number(r.updated_at),
+});
+
 const toAccount = (r: AccountRow): SiqAccount => ({
   id: r.id,
   email: r.email,
@@ -111,7 +134,7 @@ export interface SqliteSiqServerStoreOptions {
 export class SqliteSiqServerStore implements SiqServerStore {
   readonly path: string;
   private readonly db: DatabaseSync;
-  private readonly watchers = new Set<(change: SiqStoreChange) => void>();
+  private readonly watchers = new StoreWatchers();
   private readonly s: Record<string, StatementSync>;
   private closed = false;
 
@@ -213,37 +236,19 @@ export class SqliteSiqServerStore implements SiqServerStore {
   }
 
   private changed(accountId: string, what: SiqStoreChange['what']): void {
-    for (const w of [...this.watchers]) {
-      try {
-        w({ accountId, what });
-      } catch {
-        // a failing watcher does not fail the change
-      }
-    }
+    this.watchers.notify(accountId, what);
   }
 
   private mustExist(accountId: string): void {
-    if (!this.s.exists!.get(accountId))
-      throw new SiqStoreError('not-found', `no account ${JSON.stringify(accountId)}`);
+    if (!this.s.exists!.get(accountId)) throw accountNotFound(accountId);
   }
 
   async createAccount(input: NewSiqAccount): Promise<SiqAccount> {
-    const email = normalizeEmail(input.email);
-    const apiKey = checkApiKey(input.apiKey ?? newApiKey());
-    if (typeof input.passwordHash !== 'string')
-      throw new SiqStoreError('invalid', 'passwordHash must be a string');
-    if (!Number.isFinite(input.createdAt)) throw new SiqStoreError('invalid', 'createdAt must be a number');
-    const account: SiqAccount = {
-      id: newAccountId(),
-      email,
-      passwordHash: input.passwordHash,
-      createdAt: input.createdAt,
-      apiKey,
-    };
+    const account = newAccount(input);
+    const { email, apiKey } = account;
     this.tx(() => {
-      if (this.s.accountByEmail!.get(email))
-        throw new SiqStoreError('conflict', `an account for ${email} exists`);
-      if (this.s.accountByKey!.get(apiKey)) throw new SiqStoreError('conflict', 'that API key is taken');
+      if (this.s.accountByEmail!.get(email)) throw emailTaken(email);
+      if (this.s.accountByKey!.get(apiKey)) throw apiKeyTaken();
       this.s.insertAccount!.run(account.id, email, account.passwordHash, account.createdAt, apiKey);
       this.s.bump!.run();
     });
@@ -259,7 +264,7 @@ export class SqliteSiqServerStore implements SiqServerStore {
 
   async getAccountByEmail(email: string): Promise<SiqAccount | null> {
     this.live();
-    const r = this.s.accountByEmail!.get(String(email).trim().toLowerCase()) as AccountRow | undefined;
+    const r = this.s.accountByEmail!.get(emailLookupKey(email)) as AccountRow | undefined;
     return r ? toAccount(r) : null;
   }
 
@@ -272,10 +277,7 @@ export class SqliteSiqServerStore implements SiqServerStore {
     id: string,
     patch: Partial<Pick<SiqAccount, 'email' | 'passwordHash' | 'apiKey'>>,
   ): Promise<SiqAccount | null> {
-    const email = patch.email === undefined ? undefined : normalizeEmail(patch.email);
-    const apiKey = patch.apiKey === undefined ? undefined : checkApiKey(patch.apiKey);
-    if (patch.passwordHash !== undefined && typeof patch.passwordHash !== 'string')
-      throw new SiqStoreError('invalid', 'passwordHash must be a string');
+    const { email, apiKey } = checkAccountPatch(patch);
     const out = this.tx(() => {
       const r = this.s.accountById!.get(String(id)) as AccountRow | undefined;
       if (!r) return null;
@@ -286,10 +288,9 @@ export class SqliteSiqServerStore implements SiqServerStore {
         ...(patch.passwordHash !== undefined ? { passwordHash: patch.passwordHash } : {}),
       };
       const emailOwner = this.s.accountByEmail!.get(next.email) as AccountRow | undefined;
-      if (emailOwner && emailOwner.id !== id)
-        throw new SiqStoreError('conflict', `an account for ${next.email} exists`);
+      if (emailOwner && emailOwner.id !== id) throw emailTaken(next.email);
       const keyOwner = this.s.accountByKey!.get(next.apiKey) as { id: string } | undefined;
-      if (keyOwner && keyOwner.id !== id) throw new SiqStoreError('conflict', 'that API key is taken');
+      if (keyOwner && keyOwner.id !== id) throw apiKeyTaken();
       this.s.updateAccount!.run(next.email, next.passwordHash, next.apiKey, id);
       this.s.bump!.run();
       return next;
@@ -314,7 +315,7 @@ export class SqliteSiqServerStore implements SiqServerStore {
       this.mustExist(accountId);
       const owner = this.s.ipOwner!.get(n) as { account_id: string } | undefined;
       if (owner?.account_id === accountId) return false;
-      if (owner) throw new SiqStoreError('conflict', `${n} is registered to another account`);
+      if (owner) throw ipTaken(n);
       this.s.insertIp!.run(n, accountId);
       this.s.bump!.run();
       return true;
@@ -352,9 +353,7 @@ export class SqliteSiqServerStore implements SiqServerStore {
   }
 
   async setProfile(accountId: string, profile: JsonObject): Promise<void> {
-    if (profile === null || typeof profile !== 'object' || Array.isArray(profile))
-      throw new SiqStoreError('invalid', 'a profile is a JSON object');
-    const json = JSON.stringify(profile);
+    const json = profileJson(profile);
     this.tx(() => {
       this.mustExist(accountId);
       this.s.setProfile!.run(accountId, json);
@@ -389,7 +388,7 @@ export class SqliteSiqServerStore implements SiqServerStore {
   async removeListEntry(accountId: string, list: SiqListName, entry: string): Promise<boolean> {
     checkListName(list);
     const gone = this.tx(() => {
-      const c = Number(this.s.deleteEntryIn!.run(accountId, list, String(entry).trim()).changes);
+      const c = Number(this.s.deleteEntryIn!.run(accountId, list, entryLookupKey(entry)).changes);
       if (c > 0) this.s.bump!.run();
       return c > 0;
     });
@@ -438,27 +437,12 @@ export class SqliteSiqServerStore implements SiqServerStore {
     at: number,
     halfLifeMs: number,
   ): Promise<void> {
-    const k = normalizeReportKey(kind, key);
-    checkCounts(counts);
-    checkHalfLife(halfLifeMs);
+    const k = checkReport(kind, key, counts, halfLifeMs);
     this.tx(() => {
       this.mustExist(accountId);
-      const r = this.s.report!.get(accountId, kind, k) as
-        | { accepted: number; rejected: number; updated_at: number }
-        | undefined;
-      if (!r) {
-        this.s.upsertReport!.run(accountId, kind, k, counts.accepted, counts.rejected, at);
-        return;
-      }
-      const from = Number(r.updated_at);
-      this.s.upsertReport!.run(
-        accountId,
-        kind,
-        k,
-        decayed(r.accepted, from, at, halfLifeMs) + counts.accepted,
-        decayed(r.rejected, from, at, halfLifeMs) + counts.rejected,
-        Math.max(from, at),
-      );
+      const r = this.s.report!.get(accountId, kind, k) as ReportRow | undefined;
+      const next = addReportCounts(r ? toCounts(r) : null, counts, at, halfLifeMs);
+      this.s.upsertReport!.run(accountId, kind, k, next.accepted, next.rejected, next.updatedAt);
     });
   }
 
@@ -469,18 +453,10 @@ export class SqliteSiqServerStore implements SiqServerStore {
     at: number,
     halfLifeMs: number,
   ): Promise<SiqReportCounts> {
-    const k = normalizeReportKey(kind, key);
-    checkHalfLife(halfLifeMs);
+    const k = checkReport(kind, key, null, halfLifeMs);
     this.live();
-    const r = this.s.report!.get(accountId, kind, k) as
-      | { accepted: number; rejected: number; updated_at: number }
-      | undefined;
-    if (!r) return { accepted: 0, rejected: 0 };
-    const from = Number(r.updated_at);
-    return {
-      accepted: tidy(decayed(r.accepted, from, at, halfLifeMs)),
-      rejected: tidy(decayed(r.rejected, from, at, halfLifeMs)),
-    };
+    const r = this.s.report!.get(accountId, kind, k) as ReportRow | undefined;
+    return countsAt(r ? toCounts(r) : null, at, halfLifeMs);
   }
 
   async listReports(
@@ -492,23 +468,8 @@ export class SqliteSiqServerStore implements SiqServerStore {
     checkHalfLife(halfLifeMs);
     this.live();
     if (!(limit > 0)) return [];
-    const rows = this.s.reports!.all(accountId, Math.floor(limit)) as Array<{
-      kind: SiqReportKind;
-      key: string;
-      accepted: number;
-      rejected: number;
-      updated_at: number;
-    }>;
-    return rows.map((r) => {
-      const from = Number(r.updated_at);
-      return {
-        kind: r.kind,
-        key: r.key,
-        accepted: tidy(decayed(r.accepted, from, at, halfLifeMs)),
-        rejected: tidy(decayed(r.rejected, from, at, halfLifeMs)),
-        updatedAt: from,
-      };
-    });
+    const rows = this.s.reports!.all(accountId, Math.floor(limit)) as unknown as ReportListRow[];
+    return rows.map((r) => reportRowAt(r.kind, r.key, toCounts(r), at, halfLifeMs));
   }
 
   async changeCounter(): Promise<number> {
@@ -517,8 +478,7 @@ export class SqliteSiqServerStore implements SiqServerStore {
   }
 
   watch(listener: (change: SiqStoreChange) => void): () => void {
-    this.watchers.add(listener);
-    return () => this.watchers.delete(listener);
+    return this.watchers.add(listener);
   }
 
   async close(): Promise<void> {

@@ -263,3 +263,156 @@ export function checkEntry(entry: string): string {
     throw new SiqStoreError('invalid', `not a list entry: ${JSON.stringify(entry)}`);
   return e;
 }
+
+// ---- shared by the backends: the checks every store makes before it touches its storage
+
+/** An error for an account id the store does not know. */
+export function accountNotFound(accountId: string): SiqStoreError {
+  return new SiqStoreError('not-found', `no account ${JSON.stringify(accountId)}`);
+}
+
+/** The errors for an e-mail address, API key or source IP another account has. */
+export function emailTaken(email: string): SiqStoreError {
+  return new SiqStoreError('conflict', `an account for ${email} exists`);
+}
+export function apiKeyTaken(): SiqStoreError {
+  return new SiqStoreError('conflict', 'that API key is taken');
+}
+export function ipTaken(ip: string): SiqStoreError {
+  return new SiqStoreError('conflict', `${ip} is registered to another account`);
+}
+
+/** The lookup form of an e-mail address for reads (no error: an odd one just finds nothing). */
+export function emailLookupKey(email: string): string {
+  return String(email).trim().toLowerCase();
+}
+
+/** The lookup form of a list entry for removal (no error: an odd one just finds nothing). */
+export function entryLookupKey(entry: string): string {
+  return String(entry).trim();
+}
+
+/** A new account from its checked fields: normalised e-mail, the API key (a fresh one when none is given), a new id. */
+export function newAccount(input: NewSiqAccount): SiqAccount {
+  const email = normalizeEmail(input.email);
+  const apiKey = checkApiKey(input.apiKey ?? newApiKey());
+  if (typeof input.passwordHash !== 'string')
+    throw new SiqStoreError('invalid', 'passwordHash must be a string');
+  if (!Number.isFinite(input.createdAt)) throw new SiqStoreError('invalid', 'createdAt must be a number');
+  return { id: newAccountId(), email, passwordHash: input.passwordHash, createdAt: input.createdAt, apiKey };
+}
+
+/** Checks an account patch; the normalised e-mail and the API key, each undefined when the patch leaves it. */
+export function checkAccountPatch(patch: Partial<Pick<SiqAccount, 'email' | 'passwordHash' | 'apiKey'>>): {
+  email: string | undefined;
+  apiKey: string | undefined;
+} {
+  const email = patch.email === undefined ? undefined : normalizeEmail(patch.email);
+  const apiKey = patch.apiKey === undefined ? undefined : checkApiKey(patch.apiKey);
+  if (patch.passwordHash !== undefined && typeof patch.passwordHash !== 'string')
+    throw new SiqStoreError('invalid', 'passwordHash must be a string');
+  return { email, apiKey };
+}
+
+/** The profile as stored (JSON text); throws 'invalid' for anything but a JSON object. */
+export function profileJson(profile: JsonObject): string {
+  if (profile === null || typeof profile !== 'object' || Array.isArray(profile))
+    throw new SiqStoreError('invalid', 'a profile is a JSON object');
+  return JSON.stringify(profile);
+}
+
+/** Checks a report's arguments; the normalised key. */
+export function checkReport(
+  kind: SiqReportKind,
+  key: string,
+  counts: SiqReportCounts | null,
+  halfLifeMs: number,
+): string {
+  const k = normalizeReportKey(kind, key);
+  if (counts !== null) checkCounts(counts);
+  checkHalfLife(halfLifeMs);
+  return k;
+}
+
+/** One name for a kind and key ("ip:192.0.2.1", "domain:example.com"), as the memory and Redis stores key their counters. */
+export function reportField(kind: SiqReportKind, normalizedKey: string): string {
+  return `${kind}:${normalizedKey}`;
+}
+
+/** The kind and key back from `reportField`. */
+export function parseReportField(field: string): { kind: SiqReportKind; key: string } {
+  const colon = field.indexOf(':');
+  return { kind: field.slice(0, colon) as SiqReportKind, key: field.slice(colon + 1) };
+}
+
+/** Stored counts and their last update, as every backend keeps them. */
+export interface StoredReportCounts extends SiqReportCounts {
+  updatedAt: number;
+}
+
+/** Stored counts (null: none yet) decayed to `at`, plus the new counts: what addReport stores. */
+export function addReportCounts(
+  stored: StoredReportCounts | null,
+  counts: SiqReportCounts,
+  at: number,
+  halfLifeMs: number,
+): StoredReportCounts {
+  if (!stored) return { accepted: counts.accepted, rejected: counts.rejected, updatedAt: at };
+  return {
+    accepted: decayed(stored.accepted, stored.updatedAt, at, halfLifeMs) + counts.accepted,
+    rejected: decayed(stored.rejected, stored.updatedAt, at, halfLifeMs) + counts.rejected,
+    updatedAt: Math.max(stored.updatedAt, at),
+  };
+}
+
+/** Stored counts (null: none) as read at `at`: decayed, with what is below REPORT_EPSILON as zero. */
+export function countsAt(stored: StoredReportCounts | null, at: number, halfLifeMs: number): SiqReportCounts {
+  if (!stored) return { accepted: 0, rejected: 0 };
+  return {
+    accepted: tidy(decayed(stored.accepted, stored.updatedAt, at, halfLifeMs)),
+    rejected: tidy(decayed(stored.rejected, stored.updatedAt, at, halfLifeMs)),
+  };
+}
+
+/** A report row from a stored counter's field (`reportField`) and counts, read at `at`. */
+export function reportRowAt(
+  kind: SiqReportKind,
+  key: string,
+  stored: StoredReportCounts,
+  at: number,
+  halfLifeMs: number,
+): SiqReportRow {
+  return { kind, key, ...countsAt(stored, at, halfLifeMs), updatedAt: stored.updatedAt };
+}
+
+/** A query-log entry with only its own fields (what the backends store). */
+export function queryLogEntry(e: SiqQueryLogEntry): SiqQueryLogEntry {
+  return { accountId: e.accountId, at: e.at, ip: e.ip, domain: e.domain, score: e.score, text: e.text };
+}
+
+/** The in-process change listeners of one store object (`SiqServerStore.watch`). */
+export class StoreWatchers {
+  private readonly listeners = new Set<(change: SiqStoreChange) => void>();
+
+  add(listener: (change: SiqStoreChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Tells every listener; one that throws does not fail the change nor stop the others. */
+  notify(accountId: string, what: SiqStoreChangeWhat): void {
+    for (const w of [...this.listeners]) {
+      try {
+        w({ accountId, what });
+      } catch {
+        // a failing watcher does not fail the change
+      }
+    }
+  }
+
+  clear(): void {
+    this.listeners.clear();
+  }
+}
