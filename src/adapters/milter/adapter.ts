@@ -26,9 +26,11 @@
  * Imports from the engine and nothing from the checks.
  */
 import { isIP } from 'node:net';
-import type { Engine, Logger } from '../../engine/engine.ts';
-import { type Session, SessionError } from '../../engine/session.ts';
+import type { Engine, Logger, Prepared } from '../../engine/engine.ts';
+import { Session, SessionError } from '../../engine/session.ts';
 import type { HeaderRemoval, SmtpReply, Verdict } from '../../engine/verdict.ts';
+import type { Config } from '../../policy/config.ts';
+import type { LoadedPolicy } from '../../policy/store.ts';
 import {
   type ConnectInfo,
   type EndOfMessageReply,
@@ -51,28 +53,72 @@ export interface MilterAdapterOptions {
   stageTimeoutMs?: number;
   /** FILTER verdicts also put the message on hold with this reason ('' or absent: no quarantine) */
   quarantine?: string;
+  /**
+   * Have the MTA wait for an answer at CONNECT and HELO, so that a refusal there reaches the
+   * client before MAIL. Default false: the MTA does not wait for them (NR_CONN, NR_HELO) and their
+   * verdicts are carried out at MAIL, as Postfix's own smtpd_delay_reject does: two round trips
+   * fewer per SMTP session.
+   */
+  earlyReplies?: boolean;
 }
 
-/** The macros checkid asks for (mta.md §1.8), by SMFIM stage. Unknown ones are simply not sent. */
+/**
+ * The macros checkid asks for (mta.md §1.8), by SMFIM stage: only those it reads. `v` tells
+ * Postfix (PROGRESS at every step) from Sendmail, `{client_addr}` is the client's address when
+ * CONNECT carries none, `i` (the queue id) goes into the log lines. Every stage is listed, because
+ * an MTA sends its own default list for a stage missing from ours (and Postfix for an empty one),
+ * before every step, the steps it does not send too. Unknown ones are simply not sent.
+ */
 export const CHECKID_MACROS: Readonly<Partial<Record<number, readonly string[]>>> = {
-  [SMFIM.CONNECT]: ['j', '_', 'v', '{daemon_name}', '{daemon_addr}', '{if_addr}', '{client_addr}', '{client_port}', '{client_name}', '{client_ptr}'],
-  [SMFIM.HELO]: ['{tls_version}', '{cipher}'],
-  [SMFIM.ENVFROM]: ['i', '{auth_type}', '{auth_authen}', '{mail_addr}'],
-  [SMFIM.ENVRCPT]: ['i', '{rcpt_addr}'],
+  [SMFIM.CONNECT]: ['v', '{client_addr}'],
+  [SMFIM.HELO]: ['i'],
+  [SMFIM.ENVFROM]: ['i'],
+  [SMFIM.ENVRCPT]: ['i'],
   [SMFIM.DATA]: ['i'],
-  [SMFIM.EOM]: ['i', '{msg_id}'],
+  [SMFIM.EOH]: ['i'],
+  [SMFIM.EOM]: ['i'],
 };
 
 /**
- * What the adapter negotiates: header edits (and QUARANTINE when configured), the macro list;
- * no DATA or UNKNOWN events; no replies to headers, end of headers, DATA and UNKNOWN (they never
- * decide anything); SKIP for bodies no longer needed; HDR_LEADSPC for the exact header bytes.
+ * What a loaded policy needs from the MTA beyond what every policy needs (CONNECT, HELO, MAIL with
+ * its answer, RCPT, the header fields and the end of the message with its answer).
  */
-export function milterWants(options: Pick<MilterAdapterOptions, 'quarantine'> = {}): FilterWants {
+export interface PolicyNeeds {
+  /**
+   * RCPT can decide per recipient: per-recipient rating thresholds, or a policy hook (which sees
+   * every stage). Otherwise RCPT decides what MAIL decided, and the MTA need not wait for it.
+   */
+  rcptReply: boolean;
+  /** DKIM or ARC: the body (body hashes) and the end of the headers (key look-ups start there) */
+  body: boolean;
+}
+
+/** What `config` (and a hook, if the policy has one) needs the MTA to send and to wait for. */
+export function policyNeeds(config: Config, hook = false): PolicyNeeds {
+  return {
+    rcptReply: hook || config.ratings.recipients.length > 0,
+    body: config.dkim.enabled || config.arc.enabled,
+  };
+}
+
+/**
+ * What the adapter negotiates, derived from the policy's needs (mta.md §1.6): header edits (and
+ * QUARANTINE when configured) and the macro list; never DATA or UNKNOWN; the header fields always
+ * (forged Authentication-Results, DMARC's From, the subject tag) but no answer to each; the body
+ * and the end of headers only for DKIM or ARC, never answered; CONNECT and HELO not answered
+ * (their verdicts are carried out at MAIL) unless `earlyReplies`; RCPT answered only when the
+ * policy can decide per recipient; MAIL and the end of the message always answered. HDR_LEADSPC
+ * for the exact header bytes; SKIP for an MTA that would still want body replies.
+ */
+export function milterWants(options: Pick<MilterAdapterOptions, 'quarantine' | 'earlyReplies'> = {}, needs: PolicyNeeds = { rcptReply: true, body: true }): FilterWants {
+  let protocol = SMFIP.NODATA | SMFIP.NOUNKNOWN | SMFIP.NR_HDR | SMFIP.NR_DATA | SMFIP.NR_UNKN | SMFIP.HDR_LEADSPC | SMFIP.SKIP;
+  if (!options.earlyReplies) protocol |= SMFIP.NR_CONN | SMFIP.NR_HELO;
+  if (!needs.rcptReply) protocol |= SMFIP.NR_RCPT;
+  protocol |= needs.body ? SMFIP.NR_EOH | SMFIP.NR_BODY : SMFIP.NOEOH | SMFIP.NOBODY;
   return {
     version: 6,
     actions: SMFIF.ADDHDRS | SMFIF.CHGHDRS | SMFIF.SETSYMLIST | (options.quarantine ? SMFIF.QUARANTINE : 0),
-    protocol: SMFIP.NODATA | SMFIP.NOUNKNOWN | SMFIP.NR_HDR | SMFIP.NR_EOH | SMFIP.NR_DATA | SMFIP.NR_UNKN | SMFIP.SKIP | SMFIP.HDR_LEADSPC,
+    protocol,
     macros: CHECKID_MACROS,
   };
 }
@@ -153,12 +199,19 @@ export class MilterAdapter implements MilterHandler {
   private readonly engine: Engine;
   private readonly options: MilterAdapterOptions;
   private readonly log: Logger;
+  /**
+   * The policy as it was when this connection negotiated: its sessions use it even if a reload
+   * comes before CONNECT, so they never need a step the MTA was told not to send.
+   */
+  private policy: LoadedPolicy<Prepared> | null = null;
   private session: Session | null = null;
   private ip = '';
   /** a final verdict of the connect stage (holds for the SMTP session) */
   private connectionVerdict: Verdict | null = null;
   /** a final verdict of the last HELO (a new HELO starts over) */
   private heloVerdict: Verdict | null = null;
+  /** the last HELO's argument was refused while the MTA did not wait: MAIL carries the refusal */
+  private heloRefusal: StepReply | null = null;
   private message: MessageState = newMessage();
   /** the engine failed or timed out: the rest of the SMTP session gets the default */
   private failed = false;
@@ -169,12 +222,19 @@ export class MilterAdapter implements MilterHandler {
     this.log = options.log ?? (() => {});
   }
 
+  /** What to negotiate: from the policy in force now (a reload is seen by the next connection). */
   wants(): FilterWants {
-    return milterWants(this.options);
+    const policy = this.engine.context.policy.current();
+    this.policy = policy;
+    return milterWants(this.options, policyNeeds(policy.config, Boolean(policy.hook)));
   }
 
-  private config() {
-    return this.session?.config ?? this.engine.context.policy.current().config;
+  private current(): LoadedPolicy<Prepared> {
+    return this.policy ?? this.engine.context.policy.current();
+  }
+
+  private config(): Config {
+    return this.session?.config ?? this.current().config;
   }
 
   /** The on_error default: TEMPFAIL with the engine's internal-error reply, or ACCEPT. */
@@ -231,6 +291,7 @@ export class MilterAdapter implements MilterHandler {
     this.ip = '';
     this.connectionVerdict = null;
     this.heloVerdict = null;
+    this.heloRefusal = null;
     this.message = newMessage();
     this.failed = false;
   }
@@ -249,7 +310,8 @@ export class MilterAdapter implements MilterHandler {
       // header values go to the engine as the MTA sent them, byte for byte (latin1 keeps every
       // octet), with DKIM told whether the MTA dropped the space after the colon
       const leadingSpace = (ctx.negotiated.protocol & SMFIP.HDR_LEADSPC) !== 0;
-      session = this.engine.session(ip, { headerLeadingSpaceStripped: !leadingSpace, encoding: 'latin1' });
+      const policy = this.current();
+      session = new Session({ ...this.engine.context, policy: { current: () => policy } }, ip, { headerLeadingSpaceStripped: !leadingSpace, encoding: 'latin1' });
     } catch (err) {
       this.failed = true;
       this.log('error', 'milter: cannot start an engine session; answering with on_error', { ip, error: (err as Error).message });
@@ -270,12 +332,16 @@ export class MilterAdapter implements MilterHandler {
     if (!session) return CONTINUE;
     if (this.connectionVerdict) return refuses(this.connectionVerdict) ? actionOf(this.connectionVerdict) : CONTINUE;
     this.heloVerdict = null;
+    this.heloRefusal = null;
     let v: Verdict | null;
     try {
       v = await this.guard('helo', () => session.helo(name));
     } catch (err) {
       this.log('info', 'milter: HELO argument refused', { ip: this.ip, error: (err as Error).message });
-      return replyFor({ code: 501, xcode: '5.5.2', text: 'Invalid HELO argument' }, 5);
+      const refusal = replyFor({ code: 501, xcode: '5.5.2', text: 'Invalid HELO argument' }, 5);
+      // the MTA did not wait for this answer: the next MAIL gets it
+      if ((ctx.negotiated.protocol & SMFIP.NR_HELO) !== 0) this.heloRefusal = refusal;
+      return refusal;
     }
     if (!v) return this.fallback();
     if (v.action !== 'CONTINUE') this.heloVerdict = v;
@@ -287,7 +353,9 @@ export class MilterAdapter implements MilterHandler {
     this.message = newMessage();
     const session = this.session;
     if (this.failed) return this.fallback();
-    if (!session) return CONTINUE;
+    // a client without an IP address: accepted unchecked (the MTA did not wait at CONNECT)
+    if (!session) return ACCEPT;
+    if (this.heloRefusal) return this.heloRefusal;
     // a new message, even if MAIL is refused below (Sendmail sends no ABORT between messages)
     session.resetMessage();
     const inherited = this.connectionVerdict ?? this.heloVerdict;

@@ -17,7 +17,7 @@ import { dirname, isAbsolute } from 'node:path';
 import type { Logger } from '../../engine/engine.ts';
 import { type ConnectionTracker, trackSocket } from '../../telemetry/connections.ts';
 import { MilterAdapter, type MilterAdapterOptions } from './adapter.ts';
-import { MilterSession } from './session.ts';
+import { MilterSession, replyOwedFor } from './session.ts';
 import { DEFAULT_MAX_FRAME, type Frame, FrameDecoder, MilterProtocolError } from './wire.ts';
 
 export type MilterAddress = { kind: 'inet'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -171,16 +171,37 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     socket.setNoDelay?.(true);
     trackSocket(options.connections, 'milter', socket);
     const adapter = new MilterAdapter({ ...options, log });
-    const session = new MilterSession(adapter, {
+    const queue: Frame[] = [];
+    let head = 0;
+    // Everything written in one turn of the event loop (a step's answer, the end of message's
+    // modifications and its final answer, PROGRESS) leaves in one write: corked at the first
+    // frame, uncorked once the turn's work is done (setImmediate runs after it, before any
+    // network answer a later step waits for).
+    let corked = false;
+    const uncork = (): void => {
+      corked = false;
+      socket.uncork();
+    };
+    const session: MilterSession = new MilterSession(adapter, {
       send: (bytes) => {
-        if (!socket.destroyed) socket.write(bytes);
+        if (socket.destroyed) return;
+        if (!corked) {
+          corked = true;
+          socket.cork();
+          setImmediate(uncork);
+        }
+        socket.write(bytes);
       },
       log,
       ...(options.progressIntervalMs !== undefined ? { progressIntervalMs: options.progressIntervalMs } : {}),
+      mtaWaiting: () => {
+        const agreed = session.negotiated;
+        if (!agreed) return false;
+        for (let i = head; i < queue.length; i++) if (replyOwedFor(agreed, queue[i]!.code)) return true;
+        return false;
+      },
     });
     const decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME);
-    const queue: Frame[] = [];
-    let head = 0;
     let pumping = false;
     let paused = false;
     let closed!: () => void;

@@ -27,6 +27,7 @@ import {
   type ResponseKind,
   SMFI_V1_ACTS,
   SMFI_V1_PROT,
+  SMFIC,
   SMFIF,
   SMFIP,
 } from './wire.ts';
@@ -105,6 +106,26 @@ export function replyOwed(agreed: Pick<Negotiated, 'protocol'>, kind: CommandKin
   const flag = NO_REPLY_FLAG[kind];
   if (flag === undefined) return false; // MACRO, ABORT, QUIT, QUIT_NC are never answered
   return (agreed.protocol & flag) === 0;
+}
+
+/** The no-reply flag of each command byte that can have one. */
+const NO_REPLY_FLAG_OF_CODE: Readonly<Record<number, number>> = {
+  [SMFIC.CONNECT]: SMFIP.NR_CONN,
+  [SMFIC.HELO]: SMFIP.NR_HELO,
+  [SMFIC.MAIL]: SMFIP.NR_MAIL,
+  [SMFIC.RCPT]: SMFIP.NR_RCPT,
+  [SMFIC.DATA]: SMFIP.NR_DATA,
+  [SMFIC.HEADER]: SMFIP.NR_HDR,
+  [SMFIC.EOH]: SMFIP.NR_EOH,
+  [SMFIC.BODY]: SMFIP.NR_BODY,
+  [SMFIC.UNKNOWN]: SMFIP.NR_UNKN,
+};
+
+/** replyOwed for a frame not decoded yet, by its command byte (unknown bytes: no). */
+export function replyOwedFor(agreed: Pick<Negotiated, 'protocol'>, code: number): boolean {
+  if (code === SMFIC.OPTNEG || code === SMFIC.BODYEOB) return true;
+  const flag = NO_REPLY_FLAG_OF_CODE[code];
+  return flag !== undefined && (agreed.protocol & flag) === 0;
 }
 
 /** The action each modification needs (mta.md §1.7). */
@@ -197,6 +218,12 @@ export interface MilterSessionOptions {
   progressIntervalMs?: number;
   /** override the detection of an MTA that takes PROGRESS at every step (macro v = "Postfix ...") */
   progressAtEveryStep?: boolean;
+  /**
+   * The MTA is waiting for an answer to a step that came after the one being worked on (the
+   * caller's queue holds a frame that owes a reply, see replyOwedFor): a slow step the MTA did
+   * not wait for (NR_CONN, NR_HELO) then keeps it informed with PROGRESS too.
+   */
+  mtaWaiting?(): boolean;
   /** headers per message passed to the handler; later ones are answered but not passed (default 10,000) */
   maxHeaders?: number;
   /** bytes of macro names and values kept per connection (default 64 KiB); more is a protocol error */
@@ -471,7 +498,9 @@ export class MilterSession {
     const reply = await this.waitFor(kind, owed, run);
     const answer = this.checkFinal(kind, reply ?? CONTINUE);
     if (!owed) {
-      if (answer.kind !== 'CONTINUE') this.log('debug', `milter: ${answer.kind} for ${kind} not sent (the MTA expects no reply)`);
+      // a refusal the MTA did not wait for is carried out by the handler at a later step; SKIP
+      // to a body the MTA streams without waiting means nothing
+      if (answer.kind !== 'CONTINUE' && answer.kind !== 'SKIP') this.log('debug', `milter: ${answer.kind} for ${kind} not sent (the MTA expects no reply)`);
       return;
     }
     this.write(answer);
@@ -482,8 +511,13 @@ export class MilterSession {
     if (!(result instanceof Promise)) return result;
     this.busy = true;
     const every = this.options.progressIntervalMs ?? 5000;
-    const progress = owed && every > 0 && (kind === 'BODYEOB' || (this.options.progressAtEveryStep ?? this.postfix));
-    const timer = progress ? setInterval(() => this.write({ kind: 'PROGRESS' }), every) : undefined;
+    // Postfix skips PROGRESS wherever it reads an answer, Sendmail only at the end of message
+    const progress = every > 0 && (kind === 'BODYEOB' || (this.options.progressAtEveryStep ?? this.postfix));
+    // a step the MTA does not wait for needs PROGRESS only once it waits for a later one
+    const tick = () => {
+      if (owed || this.options.mtaWaiting?.()) this.write({ kind: 'PROGRESS' });
+    };
+    const timer = progress ? setInterval(tick, every) : undefined;
     timer?.unref();
     try {
       return await result;

@@ -69,8 +69,30 @@ const replyFrame = (text: string): Buffer => {
 };
 const text = (r: MilterResponse | null | undefined) => (r?.kind === 'REPLYCODE' ? r.text : r?.kind);
 
-test('REJECT at connect: the engine\'s 554 reply, byte for byte; a HELO after it gets the same', async () => {
+test('REJECT at connect, carried out at MAIL: the MTA did not wait at CONNECT and HELO; byte for byte, every MAIL', async () => {
   const { server } = await milter({ mutate: (c) => (c.prescreen.block = ['192.0.2.66', '::1']) });
+  const { c, connect, helo } = await client(server, '192.0.2.66');
+  // NR_CONN, NR_HELO: no answer to either
+  assert.equal(connect, null);
+  assert.equal(helo, null);
+  const expected = '554 5.7.1 Client host [192.0.2.66] blocked by local policy';
+  assert.equal(text(await c.mail(['<a@example.com>'])), expected);
+  assert.deepEqual(c.received.at(-1), replyFrame(expected));
+  c.abort();
+  assert.equal(text(await c.mail(['<b@example.com>'])), expected);
+  c.quit();
+  await c.waitClosed();
+  assert.equal(c.pending(), 0, 'no reply where none was owed');
+  // Sendmail's IPv6 form: "IPv6:" before the full address; the engine sees ::1
+  const sm = await MilterClient.connect(server.address, { flavor: 'sendmail' });
+  await sm.negotiate();
+  assert.equal(await sm.connectEvent({ hostname: '[IPv6:0:0:0:0:0:0:0:1]', family: 'inet6', port: 25, address: 'IPv6:0:0:0:0:0:0:0:1' }), null);
+  assert.equal(text(await sm.mail(['<a@example.com>'])), '554 5.7.1 Client host [::1] blocked by local policy');
+  sm.close();
+});
+
+test('earlyReplies: REJECT at connect is the answer to CONNECT itself, and a HELO after it gets the same', async () => {
+  const { server } = await milter({ mutate: (c) => (c.prescreen.block = ['192.0.2.66', '::1']), server: { earlyReplies: true } });
   const { c, connect, helo } = await client(server, '192.0.2.66');
   const expected = '554 5.7.1 Client host [192.0.2.66] blocked by local policy';
   assert.equal(text(connect), expected);
@@ -78,7 +100,6 @@ test('REJECT at connect: the engine\'s 554 reply, byte for byte; a HELO after it
   assert.equal(text(helo), expected);
   c.quit();
   await c.waitClosed();
-  // Sendmail's IPv6 form: "IPv6:" before the full address; the engine sees ::1
   const sm = await MilterClient.connect(server.address, { flavor: 'sendmail' });
   await sm.negotiate();
   const r = await sm.connectEvent({ hostname: '[IPv6:0:0:0:0:0:0:0:1]', family: 'inet6', port: 25, address: 'IPv6:0:0:0:0:0:0:0:1' });
@@ -91,8 +112,8 @@ test('REJECT at MAIL with the SPF explanation; "%" doubled as libmilter does', a
     zone: { 'pct.example': [{ TXT: 'v=spf1 -all exp=why.pct.example' }], 'why.pct.example': [{ TXT: 'Not from here, 100%% sure' }] },
   });
   const { c, connect, helo } = await client(server);
-  assert.equal(connect?.kind, 'CONTINUE');
-  assert.equal(helo?.kind, 'CONTINUE');
+  assert.equal(connect, null);
+  assert.equal(helo, null);
   const spf = await c.mail(['<x@example.net>', 'SIZE=1000']);
   const expected = "550 5.7.23 SPF: 'example.net' does not designate '192.0.2.1' as permitted sender";
   assert.equal(text(spf), expected);
@@ -129,7 +150,7 @@ test('ACCEPT: headers inserted at index 0 in list order, so headers[0] lands dir
   const mail = await c.mail(['<a@example.com>']);
   // reputable at MAIL: decided, carried out at the end of the message
   assert.equal(mail?.kind, 'CONTINUE');
-  assert.equal((await c.rcpt(['<b@example.org>']))?.kind, 'CONTINUE');
+  assert.equal(await c.rcpt(['<b@example.org>']), null); // NR_RCPT: no per-recipient thresholds
   assert.equal(await c.data(), null); // NODATA: Postfix does not send it
   const headers: Array<[string, string]> = [
     ['From', 'a@example.com'],
@@ -137,8 +158,7 @@ test('ACCEPT: headers inserted at index 0 in list order, so headers[0] lands dir
   ];
   for (const [n, v] of headers) assert.equal(await c.header(n, ` ${v}`), null); // NR_HDR
   assert.equal(await c.eoh(), null);
-  // nothing more to decide: the MTA may skip the rest of the body
-  assert.equal((await c.body('x'.repeat(100_000)))?.kind, 'SKIP');
+  assert.equal(await c.body('x'.repeat(100_000)), null); // NR_BODY
   const eom = await c.eom();
   assert.equal(eom.final.kind, 'ACCEPT');
   assert.deepEqual(
@@ -262,8 +282,8 @@ test('QUIT_NC: a new SMTP session on the same connection gets a new engine sessi
   assert.equal(ok.eom?.final.kind, 'ACCEPT');
   c.quitNewConnection();
   await c.negotiate();
-  const blocked = await c.connectEvent({ hostname: '[192.0.2.66]', family: 'inet', port: 1, address: '192.0.2.66' });
-  assert.equal(text(blocked), '554 5.7.1 Client host [192.0.2.66] blocked by local policy');
+  await c.connectEvent({ hostname: '[192.0.2.66]', family: 'inet', port: 1, address: '192.0.2.66' });
+  assert.equal(text(await c.mail(['<a@example.com>'])), '554 5.7.1 Client host [192.0.2.66] blocked by local policy');
   c.quitNewConnection();
   await c.negotiate();
   await c.connectEvent({ hostname: '[192.0.2.1]', family: 'inet', port: 1, address: '192.0.2.1' });
@@ -272,21 +292,38 @@ test('QUIT_NC: a new SMTP session on the same connection gets a new engine sessi
   assert.equal(again.eom?.final.kind, 'ACCEPT');
   c.quit();
   await c.waitClosed();
+  assert.equal(c.pending(), 0, 'no reply where none was owed');
 });
 
 test('a local client without an IP address is accepted unchecked; malformed arguments are refused', async () => {
-  const { server } = await milter();
+  const { server } = await milter({ mutate: (c) => (c.ratings.recipients = [{ match: ['@example.org'] }]) });
+  // the MTA does not wait at CONNECT: each message is accepted at MAIL, unchecked and unchanged
   const local = await MilterClient.connect(server.address);
   await local.negotiate();
-  assert.equal((await local.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }))?.kind, 'ACCEPT');
+  assert.equal(await local.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }), null);
+  assert.equal((await local.mail(['<a@example.com>']))?.kind, 'ACCEPT');
   local.close();
+  const early = await milter({ server: { earlyReplies: true } });
+  const local2 = await MilterClient.connect(early.server.address);
+  await local2.negotiate();
+  assert.equal((await local2.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }))?.kind, 'ACCEPT');
+  local2.close();
+  // a refused HELO argument the MTA did not wait for refuses the next MAIL; a new HELO starts over
   const { c } = await client(server, '192.0.2.1', null);
-  assert.equal(text(await c.helo('bad\r\nname')), '501 5.5.2 Invalid HELO argument');
-  assert.equal((await c.helo('mx.example.com'))?.kind, 'CONTINUE');
+  assert.equal(await c.helo('bad\r\nname'), null);
+  assert.equal(text(await c.mail(['<a@example.com>'])), '501 5.5.2 Invalid HELO argument');
+  c.abort();
+  assert.equal(await c.helo('mx.example.com'), null);
   assert.equal(text(await c.mail(['<a\nb@example.com>'])), '553 5.1.7 Malformed sender address');
   assert.equal((await c.mail(['<a@example.com>']))?.kind, 'CONTINUE');
+  // RCPT is answered here: the policy has per-recipient thresholds
   assert.equal(text(await c.rcpt(['<c\r\n@example.org>'])), '553 5.1.3 Malformed recipient address');
   c.quit();
+  // with earlyReplies the refusal is HELO's own answer
+  const e = await client(early.server, '192.0.2.1', null);
+  assert.equal(text(await e.c.helo('bad\r\nname')), '501 5.5.2 Invalid HELO argument');
+  assert.equal((await e.c.helo('mx.example.com'))?.kind, 'CONTINUE');
+  e.c.quit();
 });
 
 test('PROGRESS keeps Postfix waiting while a slow DNS answer is pending', async () => {
@@ -342,7 +379,10 @@ for (const onError of ['tempfail', 'accept'] as const) {
       const mail = await c.mail(['<a@example.com>']);
       const expected = onError === 'accept' ? 'ACCEPT' : '451 4.3.0 Temporary internal error; try again later';
       assert.equal(text(mail), expected);
-      assert.equal(text(await c.rcpt(['<b@example.org>'])), expected);
+      if (onError === 'tempfail') {
+        c.abort();
+        assert.equal(text(await c.mail(['<b@example.com>'])), expected, 'the rest of the session too');
+      }
       assert.ok(logs.some((l) => /a stage timed out/.test(l.msg)));
       c.quit();
     } finally {
@@ -367,10 +407,16 @@ for (const onError of ['tempfail', 'accept'] as const) {
     const { server, logs } = await milter({ policy: broken });
     const { c, connect, helo } = await client(server);
     const expected = onError === 'accept' ? 'ACCEPT' : '451 4.3.0 Temporary internal error; try again later';
-    assert.equal(text(connect), expected);
-    assert.equal(text(helo), expected);
+    assert.equal(connect, null);
+    assert.equal(helo, null);
+    assert.equal(text(await c.mail(['<a@example.com>'])), expected);
     assert.ok(logs.some((l) => /cannot start an engine session/.test(l.msg)));
     c.quit();
+    const early = await milter({ policy: broken, server: { earlyReplies: true } });
+    const e = await client(early.server);
+    assert.equal(text(e.connect), expected);
+    assert.equal(text(e.helo), expected);
+    e.c.quit();
   });
 }
 
@@ -414,7 +460,7 @@ test('DKIM through the milter: header bytes reach the engine exactly (simple can
     await c.rcpt(['<bob@example.org>']);
     for (const [name, value] of fields) await c.header(name, value);
     await c.eoh();
-    assert.equal((await c.body(signed.slice(end + 4)))?.kind, 'CONTINUE');
+    assert.equal(await c.body(signed.slice(end + 4)), null); // NR_BODY
     const eom = await c.eom();
     const ar = eom.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
     assert.match(ar.value.replace(/\n\t/g, ' '), /dkim=pass header\.d=example\.com/, `protocol 0x${protocol.toString(16)}`);

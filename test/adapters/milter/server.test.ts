@@ -64,7 +64,10 @@ test('unix socket: a stale socket file is replaced, mode 0660, a conversation wo
   await assert.rejects(startMilterServer({ engine: engine(), listen: `unix:${path}` }), /another process is listening/);
   const c = await MilterClient.connect(server.address);
   await c.negotiate();
-  assert.equal((await c.connectEvent({ hostname: '[192.0.2.1]', family: 'inet', port: 1, address: '192.0.2.1' }))?.kind, 'CONTINUE');
+  // the MTA does not wait at CONNECT and HELO (NR_CONN, NR_HELO); MAIL is answered
+  assert.equal(await c.connectEvent({ hostname: '[192.0.2.1]', family: 'inet', port: 1, address: '192.0.2.1' }), null);
+  assert.equal(await c.helo('mx.example.com'), null);
+  assert.equal((await c.mail(['<a@example.com>']))?.kind, 'CONTINUE');
   c.quit();
   await c.waitClosed();
   await server.close();
@@ -101,7 +104,8 @@ test('a protocol error closes that connection only; the listener keeps serving',
     await order.waitClosed();
     const good = await MilterClient.connect(server.address);
     await good.negotiate();
-    assert.equal((await good.connectEvent({ hostname: 'x', family: 'inet', port: 1, address: '192.0.2.1' }))?.kind, 'CONTINUE');
+    assert.equal(await good.connectEvent({ hostname: 'x', family: 'inet', port: 1, address: '192.0.2.1' }), null);
+    assert.equal((await good.mail(['<a@example.com>']))?.kind, 'CONTINUE');
     good.quit();
     await good.waitClosed();
   } finally {
@@ -119,15 +123,15 @@ test('graceful close: idle connections end at once, a message in progress finish
   await idle.negotiate();
   const busy = await MilterClient.connect(server.address);
   await busy.negotiate();
-  const connecting = busy.connectEvent({ hostname: 'x', family: 'inet', port: 1, address: '192.0.2.1' });
-  // the connect stage waits on DNS (iprev): close now
+  // not waited for (NR_CONN): the connect stage goes on in checkid, waiting on DNS (iprev)
+  assert.equal(await busy.connectEvent({ hostname: 'x', family: 'inet', port: 1, address: '192.0.2.1' }), null);
   while (waiting.length === 0) await new Promise((r) => setTimeout(r, 5));
+  // close now: the idle connection ends at once, the busy one stays until its stage is done
   const closing = server.close();
   await idle.waitClosed();
   assert.equal(busy.closed, false);
   await assert.rejects(MilterClient.connect(server.address), /ECONNREFUSED/);
   for (const f of waiting.splice(0)) f();
-  assert.equal((await connecting)?.kind, 'CONTINUE');
   // the session is idle again (no message): it is ended now
   await busy.waitClosed();
   await closing;
@@ -142,7 +146,7 @@ test('graceful close waits for the end of the message in progress', async () => 
   await c.helo('mx.example.com');
   assert.equal((await c.mail(['<a@example.com>']))?.kind, 'CONTINUE');
   const closing = server.close();
-  assert.equal((await c.rcpt(['<b@example.org>']))?.kind, 'CONTINUE');
+  assert.equal(await c.rcpt(['<b@example.org>']), null);
   await c.header('Subject', ' hi');
   await c.eoh();
   await c.body('x');

@@ -37,6 +37,7 @@ const NR_ALL =
   SMFIP.NR_HDR;
 
 test('negotiation: Postfix 3.7 / Sendmail 8.17 offer (6, 0x1ff, 0x1fffff)', () => {
+  // milterWants() without a policy: one that needs everything (per-recipient answers, the body)
   const { reply, agreed } = negotiate(POSTFIX, milterWants());
   assert.equal(reply.version, 6);
   assert.equal(reply.actions, SMFIF.ADDHDRS | SMFIF.CHGHDRS | SMFIF.SETSYMLIST);
@@ -44,23 +45,31 @@ test('negotiation: Postfix 3.7 / Sendmail 8.17 offer (6, 0x1ff, 0x1fffff)', () =
     reply.protocol,
     SMFIP.NODATA |
       SMFIP.NOUNKNOWN |
+      SMFIP.NR_CONN |
+      SMFIP.NR_HELO |
       SMFIP.NR_HDR |
       SMFIP.NR_EOH |
+      SMFIP.NR_BODY |
       SMFIP.NR_DATA |
       SMFIP.NR_UNKN |
       SMFIP.SKIP |
       SMFIP.HDR_LEADSPC,
   );
   assert.equal(agreed.macrosRequested, true);
+  // only the macros the adapter reads, and every stage listed (else the MTA sends its defaults)
   assert.deepEqual(
-    reply.symbols
-      ?.find((s) => s.stage === 0)
-      ?.macros.split(' ')
-      .slice(0, 3),
-    ['j', '_', 'v'],
+    reply.symbols?.map((s) => [s.stage, s.macros]),
+    [
+      [0, 'v {client_addr}'],
+      [1, 'i'],
+      [2, 'i'],
+      [3, 'i'],
+      [4, 'i'],
+      [5, 'i'],
+      [6, 'i'],
+    ],
   );
-  assert.ok(reply.symbols?.some((s) => s.stage === 2 && s.macros.includes('{auth_authen}')));
-  // what we owe: CONNECT, HELO, MAIL, RCPT, BODY and end of message, nothing else
+  // what we owe: MAIL, RCPT and end of message, nothing else
   const owed = (
     [
       'CONNECT',
@@ -79,10 +88,16 @@ test('negotiation: Postfix 3.7 / Sendmail 8.17 offer (6, 0x1ff, 0x1fffff)', () =
       'QUIT_NC',
     ] as const
   ).filter((k) => replyOwed(agreed, k));
-  assert.deepEqual(owed, ['CONNECT', 'HELO', 'MAIL', 'RCPT', 'BODY', 'BODYEOB']);
+  assert.deepEqual(owed, ['MAIL', 'RCPT', 'BODYEOB']);
   assert.equal(
     negotiate(POSTFIX, milterWants({ quarantine: 'held' })).reply.actions & SMFIF.QUARANTINE,
     SMFIF.QUARANTINE,
+  );
+  // earlyReplies: CONNECT and HELO answered as well
+  const early = negotiate(POSTFIX, milterWants({ earlyReplies: true })).agreed;
+  assert.deepEqual(
+    (['CONNECT', 'HELO', 'MAIL', 'RCPT', 'BODYEOB'] as const).filter((k) => replyOwed(early, k)),
+    ['CONNECT', 'HELO', 'MAIL', 'RCPT', 'BODYEOB'],
   );
 });
 
@@ -524,6 +539,33 @@ test('PROGRESS while end of message is pending; at other steps only to Postfix (
   );
   await sm.feed(OPT(), { kind: 'MACRO', stage: 'C', macros: [['v', '8.17.1.9']] }, CONN, MAIL);
   assert.deepEqual(kinds(sm.sent), ['OPTNEG', 'CONTINUE', 'CONTINUE']);
+});
+
+test('a slow step the MTA did not wait for sends PROGRESS (Postfix) only once a later step waits', async () => {
+  let waiting = false;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const h = harness(
+    { connect: () => gate.then(() => ({ kind: 'CONTINUE' })) },
+    { actions: 0, protocol: SMFIP.NR_CONN },
+    { progressIntervalMs: 5, mtaWaiting: () => waiting },
+  );
+  await h.feed(OPT(), { kind: 'MACRO', stage: 'C', macros: [['v', 'Postfix 3.7.11']] });
+  const connecting = h.feed(CONN);
+  // nothing owed and nothing waiting: no PROGRESS (the MTA is not reading)
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(kinds(h.sent), ['OPTNEG']);
+  // the MTA sent MAIL behind it and waits for its answer: PROGRESS now
+  waiting = true;
+  await new Promise<void>((resolve) => h.onSend.push((r) => r.kind === 'PROGRESS' && resolve()));
+  release();
+  await connecting;
+  // still no answer to CONNECT itself
+  assert.ok(kinds(h.sent).slice(1).every((k) => k === 'PROGRESS'));
+  await h.feed(MAIL);
+  assert.equal(kinds(h.sent).at(-1), 'CONTINUE');
 });
 
 test('a lost connection drops the pending reply and closes the handler once', async () => {
