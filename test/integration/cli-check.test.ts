@@ -3,16 +3,13 @@
  * UDP/TCP from a local test server serving the seed zone.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
+import { runCheckid } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
+import { FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
 
-const run = promisify(execFile);
-const bin = CHECKID_BIN;
 const fixtures = FIXTURES;
 
 let dns: DnsTestServer;
@@ -23,15 +20,7 @@ after(async () => {
   await dns.close();
 });
 
-async function checkid(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const checkid = (args: string[]) => runCheckid(args, { timeoutMs: 20_000 });
 
 test('seed REJECT through the CLI, JSON', async () => {
   const r = await checkid(['check', '--ip', '192.0.2.1', '--id', 'example.net', '--config', join(fixtures, 'seed-authent.yaml'), '--resolver', dns.address, '--json']);

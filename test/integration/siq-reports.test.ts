@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SiqClient } from '../../src/siq/client.ts';
 import type { SiqReply } from '../../src/siq/codec.ts';
+import { type Daemon, runCheckid, startDaemon } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
 import { tempDir } from '../support/fixtures.ts';
 import { siqZone } from '../siq/server/fixtures.ts';
-import { addressOf, type Daemon, eventually, runCheckid, startDaemon } from '../siq/server/processes.ts';
+import { addressOf, eventually } from '../siq/server/processes.ts';
 
 let dns: DnsTestServer;
 const daemons: Daemon[] = [];

@@ -1,15 +1,11 @@
 /** `checkid siq query` as users run it: a child process against the scripted SIQ server. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { runSiq } from '../../src/cli/siq.ts';
-import { CHECKID_BIN } from '../support/fixtures.ts';
+import { runCheckid } from '../support/daemon.ts';
 import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
-
-const run = promisify(execFile);
 
 let server: SiqTestServer;
 let silent: SiqTestServer;
@@ -20,15 +16,7 @@ after(async () => {
   await Promise.all([server.close(), silent.close()]);
 });
 
-async function siq(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CHECKID_BIN, 'siq', ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const siq = (args: string[]) => runCheckid(['siq', ...args], { timeoutMs: 20_000 });
 
 test('JSON: score, sub-scores, confidence, TTL, text and the detected layout; exit 0', async () => {
   server.script = () => ({ reply: { score: 73, ipScore: 80, domainScore: -1, relScore: 5, ttl: 300, confidence: 90, text: 'stability=1.' } });

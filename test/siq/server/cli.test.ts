@@ -3,18 +3,13 @@
  * SQLite file, queried with `checkid siq query`, checks asking a real DNS server.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
+import { type Ran, runCheckid, startDaemon } from '../../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
-import { CHECKID_BIN, tempDir } from '../../support/fixtures.ts';
+import { tempDir } from '../../support/fixtures.ts';
 import { siqZone } from './fixtures.ts';
-
-const run = promisify(execFile);
 
 let dns: DnsTestServer;
 before(async () => {
@@ -24,67 +19,21 @@ after(async () => {
   await dns.close();
 });
 
-async function checkid(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CHECKID_BIN, ...args], { timeout: 20_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const checkid = (args: string[]) => runCheckid(args, { timeoutMs: 20_000 });
 
-/** Starts a listener command; resolves with the child and the "checkid listening" log entry. */
-async function start(args: string[]): Promise<{ child: ChildProcess; listening: Record<string, string> }> {
-  const child = spawn(process.execPath, [CHECKID_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines = createInterface({ input: child.stderr! });
-  for await (const line of lines) {
-    let entry: Record<string, string>;
-    try {
-      entry = JSON.parse(line) as Record<string, string>;
-    } catch {
-      throw new Error(`not a log line: ${line}`);
-    }
-    if (entry.msg === 'checkid listening') return { child, listening: entry };
-  }
-  throw new Error('the server exited before listening');
-}
-
-async function stop(child: ChildProcess): Promise<number> {
-  child.kill('SIGTERM');
-  const [code] = await once(child, 'exit');
-  return code as number;
-}
+/** `checkid siq query` at `server` for an IP and a domain. */
+const siqQuery = (server: string, ip: string, domain: string, ...more: string[]) =>
+  checkid(['siq', 'query', '--server', server, '--ip', ip, '--domain', domain, ...more]);
 
 test('siq serve + account add on one database, asked with siq query; SIGTERM exits 0', async () => {
   const dir = tempDir('checkid-siq-serve-');
   const db = join(dir, 'siq.db');
-  const { child, listening } = await start([
-    'siq',
-    'serve',
-    '--listen',
-    '127.0.0.1:0',
-    '--db',
-    db,
-    '--resolver',
-    dns.address,
-  ]);
+  const siq = await startDaemon(['siq', 'serve', '--listen', '127.0.0.1:0', '--db', db, '--resolver', dns.address]);
   try {
-    const address = /^udp (127\.0\.0\.1:\d+), db /.exec(listening['siq-server'] ?? '')?.[1];
-    assert.ok(address, JSON.stringify(listening));
+    const address = /^udp (127\.0\.0\.1:\d+), db /.exec(siq.listening['siq-server'] ?? '')?.[1];
+    assert.ok(address, JSON.stringify(siq.listening));
     // not registered yet: no reply (exit 4)
-    const before = await checkid([
-      'siq',
-      'query',
-      '--server',
-      address,
-      '--ip',
-      '192.0.2.10',
-      '--domain',
-      'good.example',
-      '--timeout',
-      '300',
-    ]);
+    const before = await siqQuery(address, '192.0.2.10', 'good.example', '--timeout', '300');
     assert.equal(before.code, 4, before.stderr);
 
     // another process registers this host; the server notices through the shared database
@@ -112,21 +61,9 @@ test('siq serve + account add on one database, asked with siq query; SIGTERM exi
     assert.match(account.apiKey, /^[0-9a-f]{64}$/);
     assert.equal(account.created, true);
 
-    let answer: { code: number; stdout: string; stderr: string } = { code: -1, stdout: '', stderr: '' };
+    let answer: Ran = { code: -1, stdout: '', stderr: '' };
     for (let i = 0; i < 20 && answer.code !== 0; i++) {
-      answer = await checkid([
-        'siq',
-        'query',
-        '--server',
-        address,
-        '--ip',
-        '192.0.2.10',
-        '--domain',
-        'good.example',
-        '--timeout',
-        '500',
-        '--json',
-      ]);
+      answer = await siqQuery(address, '192.0.2.10', 'good.example', '--timeout', '500', '--json');
     }
     assert.equal(answer.code, 0, answer.stderr);
     const out = JSON.parse(answer.stdout) as { score: number; text: string; revision: string; ttl: number };
@@ -134,17 +71,7 @@ test('siq serve + account add on one database, asked with siq query; SIGTERM exi
     assert.match(out.text, /spf_pass=pass/);
     assert.equal(out.revision, '-02');
     assert.equal(out.ttl, 300);
-    const bad = await checkid([
-      'siq',
-      'query',
-      '--server',
-      address,
-      '--ip',
-      '198.51.100.7',
-      '--domain',
-      'nullmx.example',
-      '--json',
-    ]);
+    const bad = await siqQuery(address, '198.51.100.7', 'nullmx.example', '--json');
     // a pool name, a null-MX domain without SPF or DMARC (no DNSBL zones are configured here)
     assert.ok((JSON.parse(bad.stdout) as { score: number }).score < 30, bad.stdout);
 
@@ -167,7 +94,7 @@ test('siq serve + account add on one database, asked with siq query; SIGTERM exi
     assert.match(list.stdout, /^postmaster@example\.org\t127\.0\.0\.1\t/m);
     assert.equal(list.stdout.trim().split('\n').length, 1);
   } finally {
-    assert.equal(await stop(child), 0);
+    assert.equal(await siq.stop(), 0);
   }
 });
 
@@ -178,17 +105,17 @@ test('checkid serve starts the siq-server listener from the config; usage and co
     config,
     "http:\n  listen: ''\nmilter:\n  listen: ''\nsiq_server:\n  listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  db: siq.db\n",
   );
-  const { child, listening } = await start(['serve', '--config', config, '--resolver', dns.address]);
+  const serve = await startDaemon(['serve', '--config', config, '--resolver', dns.address]);
   try {
     assert.match(
-      listening['siq-server'] ?? '',
+      serve.listening['siq-server'] ?? '',
       /^udp 127\.0\.0\.1:\d+, http 127\.0\.0\.1:\d+, db .*\/siq\.db$/,
     );
-    const http = /http (127\.0\.0\.1:\d+)/.exec(listening['siq-server']!)![1];
+    const http = /http (127\.0\.0\.1:\d+)/.exec(serve.listening['siq-server']!)![1];
     const res = await fetch(`http://${http}/siq/protocol-1?ip=192.0.2.10`);
     assert.equal(res.status, 403, 'an unregistered address');
   } finally {
-    assert.equal(await stop(child), 0);
+    assert.equal(await serve.stop(), 0);
   }
 
   writeFileSync(

@@ -10,12 +10,13 @@ import { after, before, test } from 'node:test';
 import { SiqClient } from '../../../src/siq/client.ts';
 import { sendSiqReport } from '../../../src/siq/report.ts';
 import { CHECK_IDS } from '../../../src/siq/server/profile.ts';
+import { type Daemon, runCheckid, startDaemon } from '../../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
 import { tempDir } from '../../support/fixtures.ts';
 import { type RedisTestServer, redisSkip, startRedisServer } from '../../support/redis.ts';
 import { csrfFrom, WebClient } from '../../web/client.ts';
 import { siqZone } from './fixtures.ts';
-import { addressOf, type Daemon, eventually, runCheckid, startDaemon } from './processes.ts';
+import { addressOf, eventually } from './processes.ts';
 
 const PASSWORD = 'marble comet 88 willow';
 const skip = redisSkip();
@@ -70,7 +71,7 @@ test('two SIQ servers share accounts, profiles and reports through Redis', { ski
     // the operator adds the account once, in Redis
     const added = await runCheckid(
       ['siq', 'account', 'add', '--config', config, '--email', 'pm@shared.example', '--ip', '127.0.0.1', '--password-stdin', '--json'],
-      `${PASSWORD}\n`,
+      { input: `${PASSWORD}\n` },
     );
     assert.equal(added.code, 0, added.stderr);
     const { apiKey } = JSON.parse(added.stdout) as { apiKey: string };

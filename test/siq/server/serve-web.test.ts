@@ -14,11 +14,12 @@ import { publicAddress, siqWebOptions } from '../../../src/cli/siq-listener.ts';
 import { SiqClient } from '../../../src/siq/client.ts';
 import { defaultSiqServerConfig } from '../../../src/siq/server/config.ts';
 import { CHECK_IDS } from '../../../src/siq/server/profile.ts';
+import { type Daemon, runCheckid, startDaemon } from '../../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
 import { tempDir } from '../../support/fixtures.ts';
 import { csrfFrom, WebClient } from '../../web/client.ts';
 import { rawQuery, siqZone } from './fixtures.ts';
-import { addressOf, type Daemon, eventually, runCheckid, startDaemon } from './processes.ts';
+import { addressOf, eventually } from './processes.ts';
 
 const PASSWORD = 'lantern orbit 7 quarry';
 const NEW_PASSWORD = 'heron basalt 19 tundra';
@@ -57,12 +58,12 @@ test('siq serve --web-listen: a CLI account with a password signs in, its saved 
     ].join('\n'),
   );
   const account = ['siq', 'account', 'add', '--db', db, '--config', config, '--email', 'PM@Gateway.Example', '--ip', '127.0.0.1'];
-  const weak = await runCheckid([...account, '--password-stdin'], 'short\n');
+  const weak = await runCheckid([...account, '--password-stdin'], { input: 'short\n' });
   assert.equal(weak.code, 1);
   assert.match(weak.stderr, /at least 12 characters/);
   const empty = await runCheckid(['siq', 'account', 'list', '--db', db]);
   assert.equal(empty.stdout, 'no accounts\n', 'a refused password writes nothing');
-  const added = await runCheckid([...account, '--password-stdin', '--json'], `${PASSWORD}\n`);
+  const added = await runCheckid([...account, '--password-stdin', '--json'], { input: `${PASSWORD}\n` });
   assert.equal(added.code, 0, added.stderr);
   const made = JSON.parse(added.stdout) as { email: string; apiKey: string; password: boolean; ips: string[] };
   assert.equal(made.email, 'pm@gateway.example');
@@ -118,13 +119,13 @@ test('siq serve --web-listen: a CLI account with a password signs in, its saved 
   await eventually(async () => ((await c.get('/queries')).text.includes('iprev=pass') ? true : undefined), 'the query on /queries');
 
   // the operator resets the password from the command line
-  const unknown = await runCheckid(['siq', 'account', 'passwd', '--db', db, '--email', 'nobody@gateway.example', '--password-stdin'], `${NEW_PASSWORD}\n`);
+  const unknown = await runCheckid(['siq', 'account', 'passwd', '--db', db, '--email', 'nobody@gateway.example', '--password-stdin'], { input: `${NEW_PASSWORD}\n` });
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no account for nobody@gateway\.example/);
   const noStdin = await runCheckid(['siq', 'account', 'passwd', '--db', db, '--email', 'pm@gateway.example']);
   assert.equal(noStdin.code, 2);
   assert.match(noStdin.stderr, /--password-stdin/);
-  const reset = await runCheckid(['siq', 'account', 'passwd', '--db', db, '--email', 'pm@gateway.example', '--password-stdin'], `${NEW_PASSWORD}\n`);
+  const reset = await runCheckid(['siq', 'account', 'passwd', '--db', db, '--email', 'pm@gateway.example', '--password-stdin'], { input: `${NEW_PASSWORD}\n` });
   assert.equal(reset.code, 0, reset.stderr);
   assert.match(reset.stdout, /password set for pm@gateway\.example/);
   assert.equal((await signIn(base, 'pm@gateway.example', PASSWORD)).status, 401, 'the old password no longer works');
