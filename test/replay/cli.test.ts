@@ -4,31 +4,21 @@
  * compared with what `checkid check` says for the same envelope and message.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { splitMessage } from '../../src/engine/engine.ts';
 import type { Facts } from '../../src/engine/facts.ts';
 import { factsSummary } from '../../src/telemetry/maillog.ts';
+import { runCheckid } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, seedZone, tempDir } from '../support/fixtures.ts';
+import { seedZone, tempDir } from '../support/fixtures.ts';
 import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
+import { replayConfigYaml } from './fixtures.ts';
 
-const run = promisify(execFile);
-
-async function checkid(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CHECKID_BIN, ...args], { timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const checkid = (args: string[]) => runCheckid(args, { timeoutMs: 60_000 });
 
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const SIQ: Record<string, number> = { 'example.com': 85, 'example.net': 20, 'example.org': 40, 'forwarder.example': 60 };
@@ -64,19 +54,7 @@ before(async () => {
   siq = await startSiqServer({ script: (q) => ({ reply: { score: SIQ[q.domain] ?? 50, ipScore: -1, domainScore: -1, relScore: -1, ttl: 300, confidence: 90, text: '' } }) });
   work = tempDir('checkid-replay-cli-');
   config = join(work, 'checkid.yaml');
-  writeFileSync(
-    config,
-    `authserv_id: mx.receiver.example
-ratings:
-  registries: [{ zone: registry.example }]
-prescreen:
-  dnsbl: [{ zone: bl.example, weight: 1 }]
-  threshold: 2
-siq:
-  servers: ["${siq.address}"]
-  tag_score: 30
-`,
-  );
+  writeFileSync(config, replayConfigYaml(siq.address, 30));
 
   // signed by an independent implementation; the body has lines an mbox writer must quote
   const body = 'Hello Bob,\r\n\r\nFrom the desk of Alice:\r\n>From a quoted line\r\nsee you.\r\n';

@@ -14,6 +14,7 @@ import type { SourceItem } from '../../src/replay/sources.ts';
 import { seedZone, tempDir } from '../support/fixtures.ts';
 import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
 import { MemoryResolver } from '../support/zone.ts';
+import { replayConfigYaml } from './fixtures.ts';
 
 const SCORES: Record<string, number> = { 'example.com': 80, 'example.net': 20, 'example.org': 35 };
 
@@ -30,19 +31,7 @@ const zone = { ...seedZone(), '1.2.0.192.bl.example': [{ A: '127.0.0.2' }], 'mai
 function config(mutate?: (c: Config) => void): Config {
   const dir = tempDir('checkid-report-');
   const path = join(dir, 'checkid.yaml');
-  writeFileSync(
-    path,
-    `authserv_id: mx.receiver.example
-ratings:
-  registries: [{ zone: registry.example }]
-prescreen:
-  dnsbl: [{ zone: bl.example, weight: 1 }]
-  threshold: 2
-siq:
-  servers: ["${siq.address}"]
-  tag_score: 50
-`,
-  );
+  writeFileSync(path, replayConfigYaml(siq.address, 50));
   const c = loadConfigFile(path);
   mutate?.(c);
   return c;
