@@ -5,12 +5,11 @@
  * HUP, keeps its state in $STATE_DIRECTORY and exits 0 on TERM.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { test } from 'node:test';
+import { startDaemon } from '../support/daemon.ts';
 import { tempDir } from '../support/fixtures.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname.replace(/\/$/, '');
@@ -53,30 +52,14 @@ test("ExecStart starts on the config with $STATE_DIRECTORY, ExecReload reloads, 
   writeFileSync(config, "http:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\nresolver:\n  servers: [127.0.0.1:9]\n  timeout_ms: 50\n  attempts: 1\n");
   const state = join(dir, 'state');
   const argv = here(key('ExecStart')).replace('/etc/checkid/checkid.yaml', config).split(' ');
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, STATE_DIRECTORY: state } });
-  // every stderr line, parsed; waitFor() resolves when one matches
-  const log: Array<{ msg: string; http?: string }> = [];
-  const waiters: Array<() => void> = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => {
-    log.push(JSON.parse(line) as { msg: string; http?: string });
-    for (const w of waiters.splice(0)) w();
-  });
-  const waitFor = async (test: (e: { msg: string }) => boolean, what: string) => {
-    while (!log.some(test)) {
-      if (child.exitCode !== null) throw new Error(`checkid exited (${child.exitCode}) before ${what}: ${JSON.stringify(log)}`);
-      await new Promise<void>((r) => waiters.push(r));
-    }
-    return log.find(test)!;
-  };
-  const address = ((await waitFor((e) => e.msg === 'checkid listening', 'listening')) as { http?: string }).http ?? '';
+  const unit = await startDaemon([], { cmd: argv, env: { STATE_DIRECTORY: state } });
+  const address = unit.listening.http ?? '';
   assert.match(address, /^127\.0\.0\.1:\d+$/);
   assert.equal((await fetch(`http://${address}/healthz`)).status, 200);
   assert.ok(existsSync(state), 'the state directory was not made');
 
-  const reload = key('ExecReload').replace('$MAINPID', String(child.pid)).split(' ');
+  const reload = key('ExecReload').replace('$MAINPID', String(unit.child.pid)).split(' ');
   execFileSync(reload[0]!, reload.slice(1));
-  assert.equal((await waitFor((e) => e.msg === 'policy reloaded', 'the reload')).msg, 'policy reloaded');
-  child.kill(key('KillSignal') as NodeJS.Signals);
-  const [code] = child.exitCode !== null ? [child.exitCode] : await once(child, 'exit');
-  assert.equal(code, 0);
+  assert.equal((await unit.waitFor('the reload', (_line, e) => e?.msg === 'policy reloaded')).msg, 'policy reloaded');
+  assert.equal(await unit.stop(key('KillSignal') as NodeJS.Signals), 0);
 });

@@ -7,18 +7,16 @@
  * needs users and a sign-in; cross-site and token-less POSTs are refused.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { hashPassword } from '../../src/web/password.ts';
 import { browserSkip, launchBrowser } from '../support/browser.ts';
+import { type Daemon, DaemonStartError, startDaemon } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, seedZone, tempDir } from '../support/fixtures.ts';
+import { seedZone, tempDir } from '../support/fixtures.ts';
 import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
 
 /** SIQ scores by MAIL FROM domain (the scripted SIQ server answers these). */
@@ -41,45 +39,14 @@ const MAIL: Array<[string, string]> = [
 
 const OPERATOR_NOTE = '# SIQ: tag what the box dislikes (kept by the dashboard)';
 
-interface Daemon {
-  child: ChildProcess;
-  http: string;
-  dashboard: string;
-  stderr: string[];
-  stop(): Promise<number | null>;
-}
-
 /** Starts `checkid serve` on a config; resolves once it listens (or with its exit status). */
 async function serve(config: string, dns: DnsTestServer): Promise<Daemon | { exit: number | null; stderr: string }> {
-  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', dns.address], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const stderr: string[] = [];
-  const lines = createInterface({ input: child.stderr! });
-  const exited = once(child, 'exit');
-  for await (const line of lines) {
-    stderr.push(line);
-    let entry: { msg?: string; http?: string; dashboard?: string };
-    try {
-      entry = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (entry.msg === 'checkid listening') {
-      lines.on('line', (l) => stderr.push(l));
-      return {
-        child,
-        http: entry.http ?? '',
-        dashboard: entry.dashboard ?? '',
-        stderr,
-        stop: async () => {
-          child.kill('SIGTERM');
-          const [code] = await exited;
-          return code as number | null;
-        },
-      };
-    }
+  try {
+    return await startDaemon(['serve', '--config', config, '--resolver', dns.address]);
+  } catch (err) {
+    if (!(err instanceof DaemonStartError)) throw err;
+    return { exit: err.code, stderr: err.stderr };
   }
-  const [code] = await exited;
-  return { exit: code as number | null, stderr: stderr.join('\n') };
 }
 
 async function check(http: string, ip: string, domain: string): Promise<{ action: string; reason: string; reply: { code: number }; subjectTag?: string; verdict?: unknown }> {
@@ -157,14 +124,14 @@ describe('the dashboard in Chromium', { skip }, () => {
       if (m.type() === 'error') errors.push(m.text());
     });
     try {
-      await page.goto(`http://${d.dashboard}/`);
+      await page.goto(`http://${d.listening.dashboard}/`);
       await page.waitForSelector('body[data-ready="true"]');
       await page.waitForSelector('#live-status.ok');
       assert.match(await page.textContent('#policy-line') ?? '', /SIQ tag ≤ 50, SIQ reject ≤ -1/);
 
       // verdicts pushed through the HTTP API show up live, newest first, with their explanation
       for (const [ip, domain] of MAIL) {
-        const v = await check(d.http, ip, domain);
+        const v = await check(d.listening.http, ip, domain);
         assert.equal(v.action, 'FILTER', `${domain}: ${JSON.stringify(v)}`);
       }
       await until('every verdict in the live table', async () => (await page.locator('#live tbody tr').count()) === MAIL.length);
@@ -241,17 +208,17 @@ describe('the dashboard in Chromium', { skip }, () => {
       assert.match((await page.textContent('#policy-line')) ?? '', /generation 2 .* SIQ tag ≤ 80, SIQ reject ≤ 30/);
 
       // the next verdicts through the HTTP API are decided by the new thresholds
-      const spam = await check(d.http, '192.0.2.20', 'spam.example');
+      const spam = await check(d.listening.http, '192.0.2.20', 'spam.example');
       assert.equal(spam.action, 'REJECT');
       assert.equal(spam.reason, 'siq-reject');
       assert.equal(spam.reply.code, 550);
-      const good = await check(d.http, '192.0.2.21', 'good.example');
+      const good = await check(d.listening.http, '192.0.2.21', 'good.example');
       assert.equal(good.action, 'FILTER');
       assert.equal(good.subjectTag, '[SPAM]', 'score 70 is now at or below the tag threshold');
       await page.waitForSelector('#live tbody tr[data-ip="192.0.2.20"][data-action="REJECT"][data-reason="siq-reject"]');
       assert.deepEqual(errors, []);
       // every verdict made it into the history, as the metrics say
-      const metrics = await (await fetch(`http://${d.http}/metrics`)).text();
+      const metrics = await (await fetch(`http://${d.listening.http}/metrics`)).text();
       assert.match(metrics, new RegExp(`checkid_history_records_total\\{outcome="written"\\} ${MAIL.length + 2}\\n`));
       assert.match(metrics, /checkid_history_records_total\{outcome="dropped"\} 0\n/);
     } finally {
@@ -274,7 +241,7 @@ describe('the dashboard in Chromium', { skip }, () => {
     writeFileSync(config, baseConfig(dir, siq, `dashboard:\n  listen: 0.0.0.0:0\n  history:\n    db: memory\n  users:\n    - name: postmaster\n      password_hash: ${hash}\n`));
     const d = await serve(config, dns);
     assert.ok('child' in d, `checkid serve did not start: ${'stderr' in d ? d.stderr : ''}`);
-    const port = d.dashboard.split(':').pop();
+    const port = d.listening.dashboard.split(':').pop();
     const base = `http://127.0.0.1:${port}`;
     const page: Page = await browser.newPage();
     try {
@@ -304,7 +271,7 @@ describe('the dashboard in Chromium', { skip }, () => {
     writeFileSync(config, baseConfig(dir, siq, 'dashboard:\n  listen: 127.0.0.1:0\n  history:\n    db: memory\n'));
     const d = await serve(config, dns);
     assert.ok('child' in d, `checkid serve did not start: ${'stderr' in d ? d.stderr : ''}`);
-    const base = `http://${d.dashboard}`;
+    const base = `http://${d.listening.dashboard}`;
     const page = await browser.newPage();
     try {
       await page.goto(`${base}/`);
@@ -339,7 +306,7 @@ describe('the dashboard in Chromium', { skip }, () => {
       });
       assert.equal(cross.status, 403);
       // a DNS-rebinding page: same IP, another host name
-      const [host, port] = d.dashboard.split(':') as [string, string];
+      const [host, port] = d.listening.dashboard.split(':') as [string, string];
       const rebound = await new Promise<number>((resolve, reject) => {
         const req = request({ host, port: Number(port), path: '/api/state', headers: { host: `evil.example:${port}`, accept: 'application/json' } }, (res) => {
           res.resume();

@@ -3,15 +3,13 @@
  * the dashboard's Apply writes it, and the next verdict follows it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { OVERLAY_FILE } from '../../src/policy/store.ts';
+import { startDaemon } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, seedZone, tempDir } from '../support/fixtures.ts';
+import { seedZone, tempDir } from '../support/fixtures.ts';
 
 let dns: DnsTestServer;
 before(async () => {
@@ -31,21 +29,8 @@ test('without a config file, Apply writes the overlay in the state directory and
     overlay,
     "# written by the dashboard, edited by hand\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\ndashboard:\n  listen: 127.0.0.1:0\n  history:\n    db: memory\nprescreen:\n  dnsbl:\n    - { zone: bl.example, weight: 1, self_test: false }\n  threshold: 2   # not yet\n",
   );
-  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--resolver', dns.address], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, STATE_DIRECTORY: state },
-  });
-  const exited = once(child, 'exit');
-  let http = '';
-  let dashboard = '';
-  for await (const line of createInterface({ input: child.stderr! })) {
-    const entry = JSON.parse(line) as { msg: string; http?: string; dashboard?: string };
-    if (entry.msg === 'checkid listening') {
-      http = entry.http!;
-      dashboard = entry.dashboard!;
-      break;
-    }
-  }
+  const serve = await startDaemon(['serve', '--resolver', dns.address], { env: { STATE_DIRECTORY: state } });
+  const { http, dashboard } = serve.listening;
   try {
     // 192.0.2.1 is on bl.example (weight 1), under the threshold 2 of the overlay: not rejected
     const ask = async () =>
@@ -69,8 +54,6 @@ test('without a config file, Apply writes the overlay in the state directory and
     assert.equal(v.action, 'REJECT');
     assert.equal(v.reason, 'dnsbl');
   } finally {
-    child.kill('SIGTERM');
-    const [code] = await exited;
-    assert.equal(code, 0);
+    assert.equal(await serve.stop(), 0);
   }
 });

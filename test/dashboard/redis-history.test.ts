@@ -3,15 +3,13 @@
  * verdict made by daemon A is in daemon B's dashboard history and on its live stream.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, parseConfig } from '../../src/policy/config.ts';
+import { type Daemon, startDaemon } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, seedZone, tempDir } from '../support/fixtures.ts';
+import { seedZone, tempDir } from '../support/fixtures.ts';
 import { type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
 
 test('dashboard.history.db: redis without redis.url is a configuration error on its line', () => {
@@ -22,29 +20,11 @@ test('dashboard.history.db: redis without redis.url is a configuration error on 
   assert.equal(parseConfig('redis:\n  url: redis://127.0.0.1:6379\ndashboard:\n  history:\n    db: redis\n').dashboard.history.db, 'redis');
 });
 
-interface Daemon {
-  child: ChildProcess;
-  http: string;
-  dashboard: string;
-}
-
-async function start(config: string, dns: DnsTestServer): Promise<Daemon> {
-  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', dns.address], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const seen: string[] = [];
-  for await (const line of createInterface({ input: child.stderr! })) {
-    seen.push(line);
-    const entry = JSON.parse(line) as { msg: string; http?: string; dashboard?: string };
-    if (entry.msg === 'checkid listening') return { child, http: entry.http!, dashboard: entry.dashboard! };
-  }
-  throw new Error(`checkid serve did not start:\n${seen.join('\n')}`);
-}
+const start = (config: string, dns: DnsTestServer) => startDaemon(['serve', '--config', config, '--resolver', dns.address]);
 
 async function stop(d: Daemon | undefined): Promise<void> {
   if (!d || d.child.exitCode !== null) return;
-  const exited = once(d.child, 'exit');
-  d.child.kill('SIGTERM');
-  const [code] = await exited;
-  assert.equal(code, 0);
+  assert.equal(await d.stop(), 0);
 }
 
 describe('a history shared through Redis', { skip: redisSkip() }, () => {
@@ -74,10 +54,10 @@ describe('a history shared through Redis', { skip: redisSkip() }, () => {
     try {
       a = await start(config('a'), dns);
       b = await start(config('b'), dns);
-      const stream = await fetch(`http://${b.dashboard}/api/stream`);
+      const stream = await fetch(`http://${b.listening.dashboard}/api/stream`);
       const reader = stream.body!.getReader();
       // example.net does not authorize 192.0.2.1: REJECT at ID, on daemon A
-      const v = (await (await fetch(`http://${a.http}/v1/check`, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.net' }) })).json()) as { action: string };
+      const v = (await (await fetch(`http://${a.listening.http}/v1/check`, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.net' }) })).json()) as { action: string };
       assert.equal(v.action, 'REJECT');
       let text = '';
       const until = Date.now() + 10_000;
@@ -91,12 +71,12 @@ describe('a history shared through Redis', { skip: redisSkip() }, () => {
       assert.ok(data, `B's stream got no verdict: ${text}`);
       const live = JSON.parse(data) as { ip: string; id: string; action: string; reason: string };
       assert.deepEqual([live.ip, live.id, live.action, live.reason], ['192.0.2.1', 'example.net', 'REJECT', 'identity-spf-fail']);
-      const recent = (await (await fetch(`http://${b.dashboard}/api/recent`)).json()) as { records: Array<{ id: string; action: string }> };
+      const recent = (await (await fetch(`http://${b.listening.dashboard}/api/recent`)).json()) as { records: Array<{ id: string; action: string }> };
       assert.deepEqual(
         recent.records.map((r) => [r.id, r.action]),
         [['example.net', 'REJECT']],
       );
-      const state = (await (await fetch(`http://${b.dashboard}/api/state`)).json()) as { history: { store: string; count: number } };
+      const state = (await (await fetch(`http://${b.listening.dashboard}/api/state`)).json()) as { history: { store: string; count: number } };
       assert.match(state.history.store, /dashtest:history/);
       assert.equal(state.history.count, 1);
     } finally {

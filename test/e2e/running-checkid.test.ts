@@ -17,16 +17,14 @@
  * without them it skips loudly, and under CI it fails instead.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { browserSkip, launchBrowser } from '../support/browser.ts';
+import { type Daemon, runCheckid, startDaemon } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, seedZone, tempDir } from '../support/fixtures.ts';
+import { seedZone, tempDir } from '../support/fixtures.ts';
 import { freePort, labSkip, REPO, requireLab } from '../support/lab/lab.ts';
 import type { RunningMta } from '../support/lab/mta.ts';
 import { startPostfix } from '../support/lab/postfix.ts';
@@ -35,74 +33,9 @@ import { message, SmtpClient, type TransactionResult, transaction } from '../sup
 
 const skip = labSkip('postfix') || browserSkip();
 
-/** A child process with its stdout and stderr lines collected, and a way to wait for one. */
-interface Proc {
-  child: ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  /** resolves with the first line (of either stream, JSON-parsed when it can be) that matches */
-  waitFor<T = unknown>(what: string, match: (line: string, json: Record<string, unknown> | null) => boolean, timeoutMs?: number): Promise<T>;
-  stop(): Promise<number | null>;
-}
-
-function start(cmd: string, args: string[]): Proc {
-  const child = spawn(cmd, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const wake: Array<() => void> = [];
-  const collect = (into: string[]) => (line: string) => {
-    into.push(line);
-    for (const w of wake.splice(0)) w();
-  };
-  createInterface({ input: child.stdout! }).on('line', collect(stdout));
-  createInterface({ input: child.stderr! }).on('line', collect(stderr));
-  child.on('exit', () => {
-    for (const w of wake.splice(0)) w();
-  });
-  const parse = (line: string): Record<string, unknown> | null => {
-    try {
-      const v = JSON.parse(line) as unknown;
-      return v && typeof v === 'object' ? (v as Record<string, unknown>) : null;
-    } catch {
-      return null;
-    }
-  };
-  return {
-    child,
-    stdout,
-    stderr,
-    async waitFor<T>(what: string, match: (line: string, json: Record<string, unknown> | null) => boolean, timeoutMs = 60_000): Promise<T> {
-      const timer = setTimeout(() => {
-        for (const w of wake.splice(0)) w();
-      }, timeoutMs);
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        for (const line of [...stdout, ...stderr]) {
-          const json = parse(line);
-          if (match(line, json)) {
-            clearTimeout(timer);
-            return (json ?? line) as T;
-          }
-        }
-        if (Date.now() >= end) throw new Error(`no ${what} from ${cmd} in ${timeoutMs} ms; its output:\n${[...stderr, ...stdout].slice(-30).join('\n')}`);
-        if (child.exitCode !== null || child.signalCode !== null) {
-          throw new Error(`${cmd} ${args.join(' ')} ended (${child.exitCode ?? child.signalCode}) before ${what}:\n${[...stderr, ...stdout].join('\n')}`);
-        }
-        await new Promise<void>((r) => wake.push(r));
-      }
-    },
-    async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const [code] = await once(child, 'exit');
-      return code as number | null;
-    },
-  };
-}
-
 let dns: DnsTestServer;
-let siqServer: Proc;
-let daemon: Proc;
+let siqServer: Daemon;
+let daemon: Daemon;
 let sink: Sink;
 let postfix: RunningMta;
 let browser: Browser;
@@ -117,11 +50,10 @@ before(async () => {
 
   // checkid's own SIQ server, with the gateway's source address registered to an account
   const siqDb = join(dir, 'siq.db');
-  const add = spawnSync(process.execPath, [CHECKID_BIN, 'siq', 'account', 'add', '--email', 'postmaster@receiver.example', '--ip', '127.0.0.1', '--db', siqDb], { encoding: 'utf8' });
-  assert.equal(add.status, 0, add.stderr);
+  const add = await runCheckid(['siq', 'account', 'add', '--email', 'postmaster@receiver.example', '--ip', '127.0.0.1', '--db', siqDb]);
+  assert.equal(add.code, 0, add.stderr);
   const siqPort = await freePort();
-  siqServer = start(process.execPath, [CHECKID_BIN, 'siq', 'serve', '--listen', `127.0.0.1:${siqPort}`, '--db', siqDb, '--resolver', dns.address]);
-  await siqServer.waitFor('the SIQ server listens', (_l, j) => j?.msg === 'checkid listening');
+  siqServer = await startDaemon(['siq', 'serve', '--listen', `127.0.0.1:${siqPort}`, '--db', siqDb, '--resolver', dns.address], { cwd: REPO, timeoutMs: 60_000 });
 
   // the gateway: milter for Postfix, HTTP API (metrics), dashboard; the README's command
   config = join(dir, 'checkid.yaml');
@@ -145,8 +77,8 @@ before(async () => {
       '',
     ].join('\n'),
   );
-  daemon = start('npx', ['checkid', 'serve', '--config', config, '--resolver', dns.address]);
-  listening = await daemon.waitFor('checkid listens', (_l, j) => j?.msg === 'checkid listening');
+  daemon = await startDaemon(['checkid', 'serve', '--config', config, '--resolver', dns.address], { cmd: ['npx'], cwd: REPO, timeoutMs: 60_000 });
+  listening = daemon.listening as unknown as typeof listening;
   assert.match(listening.milter, /^inet:127\.0\.0\.1:\d+$/);
 
   sink = await startSink();
@@ -161,8 +93,7 @@ after(async () => {
   if (daemon) {
     // SIGTERM to checkid itself (the pid its log gives), as systemd would; npx passes the status on
     if (listening?.pid && daemon.child.exitCode === null) process.kill(listening.pid, 'SIGTERM');
-    const code = daemon.child.exitCode ?? (await once(daemon.child, 'exit'))[0];
-    assert.equal(code, 0, 'checkid serve drains and exits 0 on SIGTERM');
+    assert.equal(await daemon.ended(60_000), 0, 'checkid serve drains and exits 0 on SIGTERM');
   }
   await siqServer?.stop();
   await dns?.close();
@@ -187,7 +118,7 @@ async function sendThroughPostfix(tag: string): Promise<TransactionResult> {
 
 /** The mail-log line of the verdict for 192.0.2.1 whose action matches. */
 function mailLogLine(action: string): Promise<string> {
-  return daemon.waitFor(`a mail-log line with action=${action}`, (line) => line.startsWith('checkid: client=[192.0.2.1]') && line.includes(` action=${action} `));
+  return daemon.waitFor(`a mail-log line with action=${action}`, (line) => line.startsWith('checkid: client=[192.0.2.1]') && line.includes(` action=${action} `), 60_000);
 }
 
 async function metric(pattern: RegExp): Promise<string | undefined> {
@@ -233,7 +164,7 @@ test('README daemon + real Postfix + SIQ server: log, metrics, dashboard; a thre
     await page.click('#confirm-yes');
     await page.waitForSelector('#apply-result.ok');
     assert.match(readFileSync(config, 'utf8'), new RegExp(`^ {2}reject_score: ${score} +# off: observe first`, 'm'));
-    await daemon.waitFor('the reload', (_l, j) => j?.msg === 'policy reloaded');
+    await daemon.waitFor('the reload', (_l, j) => j?.msg === 'policy reloaded', 60_000);
 
     // 4. the next message from the same sender: Postfix refuses it with checkid's reply
     const second = await sendThroughPostfix('second');

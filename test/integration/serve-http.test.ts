@@ -1,15 +1,12 @@
 /** The daemon as the README starts it (`checkid serve`), asked over real HTTP, then stopped. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
+import { startDaemon } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
+import { FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
 
-const bin = CHECKID_BIN;
 const fixtures = FIXTURES;
 
 let dns: DnsTestServer;
@@ -23,18 +20,8 @@ after(async () => {
 test('checkid serve answers POST /v1/check, reports errors clearly, and drains on SIGTERM', async () => {
   const config = join(tempDir('checkid-serve-'), 'checkid.yaml');
   writeFileSync(config, `${readFileSync(join(fixtures, 'seed-authent.yaml'), 'utf8')}\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\n`);
-  const child = spawn(process.execPath, [bin, 'serve', '--config', config, '--resolver', dns.address], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const lines = createInterface({ input: child.stderr! });
-  let address = '';
-  for await (const line of lines) {
-    const entry = JSON.parse(line) as { msg: string; http?: string };
-    if (entry.msg === 'checkid listening') {
-      address = entry.http!;
-      break;
-    }
-  }
+  const serve = await startDaemon(['serve', '--config', config, '--resolver', dns.address]);
+  const address = serve.listening.http;
   assert.match(address, /^127\.0\.0\.1:\d+$/);
   const url = `http://${address}/v1/check`;
 
@@ -58,7 +45,7 @@ test('checkid serve answers POST /v1/check, reports errors clearly, and drains o
 
   // SIGHUP reloads the policy without a restart: reject everything from a local block list now
   writeFileSync(config, `${readFileSync(config, 'utf8')}prescreen:\n  block: [192.0.2.1]\n`);
-  child.kill('SIGHUP');
+  serve.child.kill('SIGHUP');
   let blocked = '';
   for (let i = 0; i < 100 && blocked !== 'REJECT'; i++) {
     await new Promise((r) => setTimeout(r, 50));
@@ -66,7 +53,5 @@ test('checkid serve answers POST /v1/check, reports errors clearly, and drains o
   }
   assert.equal(blocked, 'REJECT');
 
-  child.kill('SIGTERM');
-  const [code] = await once(child, 'exit');
-  assert.equal(code, 0);
+  assert.equal(await serve.stop(), 0);
 });

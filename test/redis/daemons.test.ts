@@ -5,45 +5,30 @@
  * B's lookup of a name A already resolved does not reach the DNS server.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type Daemon as CheckidDaemon, startDaemon as startCheckid } from '../support/daemon.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, seedZone, tempDir } from '../support/fixtures.ts';
+import { seedZone, tempDir } from '../support/fixtures.ts';
 import { type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
 import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
 
 interface Daemon {
   name: string;
   http: string;
-  child: ChildProcess;
-  log: () => string;
+  proc: CheckidDaemon;
 }
 
 async function startDaemon(name: string, config: string, resolver: string): Promise<Daemon> {
-  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', resolver], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
-  for (let i = 0; i < 600; i++) {
-    const line = log.split('\n').find((l) => l.includes('"checkid listening"'));
-    if (line) return { name, http: (JSON.parse(line) as { http: string }).http, child, log: () => log };
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGKILL');
-  throw new Error(`checkid ${name} did not start: ${log}`);
+  const proc = await startCheckid(['serve', '--config', config, '--resolver', resolver]);
+  return { name, http: proc.listening.http!, proc };
 }
 
 async function stopDaemon(d: Daemon | undefined): Promise<void> {
-  if (!d || d.child.exitCode !== null) return;
-  const exited = once(d.child, 'exit');
-  d.child.kill('SIGTERM');
-  const [code] = await exited;
-  assert.equal(code, 0, `${d.name} exit: ${d.log()}`);
+  if (!d || d.proc.child.exitCode !== null) return;
+  const code = await d.proc.stop();
+  assert.equal(code, 0, `${d.name} exit: ${d.proc.output()}`);
 }
 
 interface CheckResponse {
