@@ -54,6 +54,6 @@ const timeout = process.env.CHECKID_TEST_TIMEOUT_MS ?? '180000';
 // in a directory of this run, never in /var/lib/checkid or the user's ~/.local/state
 const stateDir = mkdtempSync(join(tmpdir(), 'checkid-test-state-'));
 process.env.STATE_DIRECTORY = stateDir;
-const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, `--test-timeout=${timeout}`, ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', '--test-force-exit', `--test-reporter=${reporter}`, `--test-timeout=${timeout}`, ...files], { stdio: 'inherit' });
 rmSync(stateDir, { recursive: true, force: true });
 process.exit(r.status ?? 1);

@@ -45,7 +45,7 @@ describe('a history shared through Redis', { skip: redisSkip() }, () => {
       const file = join(dir, `${name}.yaml`);
       writeFileSync(
         file,
-        `authserv_id: ${name}.receiver.example\nstate_dir: ${dir}/${name}\nredis:\n  url: ${redis.url}\n  prefix: 'dashtest:'\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\ndashboard:\n  listen: 127.0.0.1:0\n  history:\n    db: redis\n`,
+        `authserv_id: ${name}.receiver.example\nstate_dir: ${dir}/${name}\nredis:\n  url: ${redis.url}\n  prefix: 'dashtest:'\n  command_timeout_ms: 5000\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: ''\ndashboard:\n  listen: 127.0.0.1:0\n  history:\n    db: redis\n`,
       );
       return file;
     };

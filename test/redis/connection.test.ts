@@ -221,7 +221,7 @@ describe('RedisConnection with a real redis-server', { skip: redisSkip() }, () =
   });
 
   test('sharedRedis: one connection per process for the same settings, closed by the last user', async () => {
-    const config = { ...defaultRedisConfig(), url: server.url, prefix: 'shared:' };
+    const config = { ...defaultRedisConfig(), url: server.url, prefix: 'shared:', connectTimeoutMs: 5_000, commandTimeoutMs: 5_000 };
     const one = sharedRedis(config);
     const two = sharedRedis(config);
     assert.equal(one, two);
