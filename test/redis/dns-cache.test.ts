@@ -9,18 +9,17 @@ import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../src/common/clock.ts';
 import { createResolver, type ManagedResolver } from '../../src/dns/config.ts';
 import type { DnsResult, RecordType, Resolver } from '../../src/dns/types.ts';
-import { defaultRedisConfig } from '../../src/redis/config.ts';
-import { RedisConnection } from '../../src/redis/connection.ts';
+import type { RedisConnection } from '../../src/redis/connection.ts';
 import { RedisDnsCache } from '../../src/redis/dns-cache.ts';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { freePort, type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
+import { freePort, redisForTests, redisSkip } from '../support/redis.ts';
 
 describe('RedisDnsCache with a real redis-server', { skip: redisSkip() }, () => {
-  let server: RedisTestServer;
+  const testRedis = redisForTests({ commandTimeoutMs: 2_000 });
+  const connect = testRedis.connection;
   let dns: DnsTestServer;
   const closing: Array<() => Promise<unknown>> = [];
   before(async () => {
-    server = await startRedisServer();
     dns = await startDnsServer({
       zone: {
         'shared.example': [{ A: '192.0.2.10' }, { TXT: 'v=spf1 -all' }],
@@ -32,14 +31,7 @@ describe('RedisDnsCache with a real redis-server', { skip: redisSkip() }, () => 
   after(async () => {
     for (const c of closing) await c();
     await dns?.close();
-    await server?.stop();
   });
-
-  const connect = (prefix: string, url?: string) => {
-    const c = new RedisConnection({ ...defaultRedisConfig(), url: url ?? server.url, prefix, commandTimeoutMs: 2_000 });
-    closing.push(() => c.close());
-    return c;
-  };
 
   /** a daemon's resolver: stub → Redis second level → memory cache */
   function daemon(redis: RedisConnection): { resolver: ManagedResolver; layer: () => RedisDnsCache } {
@@ -69,7 +61,7 @@ describe('RedisDnsCache with a real redis-server', { skip: redisSkip() }, () => 
     assert.deepEqual(second.status === 'ok' && second.records, ['192.0.2.10']);
     assert.equal(dns.count('shared.example', 'A'), 1);
     assert.equal(b.layer().stats().hits, 1);
-    assert.equal(await server.command('EXISTS', 'dns1:dns:shared.example/A'), 1);
+    assert.equal(await testRedis.server.command('EXISTS', 'dns1:dns:shared.example/A'), 1);
   });
 
   test('NXDOMAIN and NODATA are shared too; REFUSED is not', async () => {
@@ -107,11 +99,11 @@ describe('RedisDnsCache with a real redis-server', { skip: redisSkip() }, () => 
     await layer.query('neg.example', 'A');
     await layer.query('zero.example', 'A');
     await layer.settled();
-    const pttl = Number(await server.command('PTTL', 'dns3:dns:long.example/A'));
+    const pttl = Number(await testRedis.server.command('PTTL', 'dns3:dns:long.example/A'));
     assert.ok(pttl > 0 && pttl <= 600_000, `PTTL ${pttl}`);
-    const negative = Number(await server.command('PTTL', 'dns3:dns:neg.example/A'));
+    const negative = Number(await testRedis.server.command('PTTL', 'dns3:dns:neg.example/A'));
     assert.ok(negative > 0 && negative <= 120_000, `PTTL ${negative}`);
-    assert.equal(await server.command('EXISTS', 'dns3:dns:zero.example/A'), 0, 'TTL 0 is not shared');
+    assert.equal(await testRedis.server.command('EXISTS', 'dns3:dns:zero.example/A'), 0, 'TTL 0 is not shared');
     clock.advance(100_500);
     assert.deepEqual(await layer.query('long.example', 'A'), { status: 'ok', records: ['192.0.2.1'], ttl: 499, authenticated: true });
     assert.deepEqual(await layer.query('neg.example', 'A'), { status: 'nxdomain', ttl: 19 });
@@ -123,7 +115,7 @@ describe('RedisDnsCache with a real redis-server', { skip: redisSkip() }, () => 
 
   test('a corrupt entry is a miss and the answer is looked up again', async () => {
     const a = daemon(connect('dns4:'));
-    await server.command('SET', 'dns4:dns:shared.example/TXT', '{"r":{"status":"ok","ttl":5},"x":99999999999999}');
+    await testRedis.server.command('SET', 'dns4:dns:shared.example/TXT', '{"r":{"status":"ok","ttl":5},"x":99999999999999}');
     dns.resetStats();
     const r = await a.resolver.query('shared.example', 'TXT');
     assert.deepEqual(r.status === 'ok' && r.records, [['v=spf1 -all']]);

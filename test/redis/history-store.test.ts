@@ -6,39 +6,25 @@
  * Redis down (appends dropped and counted, live feed kept; reads reject).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Engine, staticPolicy } from '../../src/engine/engine.ts';
 import type { VerdictRecord } from '../../src/history/record.ts';
 import { HistoryRecorder } from '../../src/history/recorder.ts';
 import { loadConfigFile } from '../../src/policy/config.ts';
-import { defaultRedisConfig } from '../../src/redis/config.ts';
-import { RedisConnection, RedisUnavailableError } from '../../src/redis/connection.ts';
+import { RedisUnavailableError } from '../../src/redis/connection.ts';
 import { RedisHistoryStore } from '../../src/redis/history-store.ts';
 import { eventually, makeRecord, runHistoryContract } from '../history/store-contract.ts';
 import { FIXTURES, seedZone } from '../support/fixtures.ts';
-import { freePort, type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
+import { freePort, redisForTests, redisSkip } from '../support/redis.ts';
 import { MemoryResolver } from '../support/zone.ts';
 
 const skip = redisSkip();
-let server: RedisTestServer | undefined;
 let n = 0;
 
-/** every connection made, closed at the end even when a test failed half-way (closing twice is fine) */
-const made: RedisConnection[] = [];
-const connection = (prefix: string, url?: string) => {
-  const c = new RedisConnection({ ...defaultRedisConfig(), url: url ?? server!.url, prefix, commandTimeoutMs: 5_000 });
-  made.push(c);
-  return c;
-};
+const testRedis = redisForTests({ commandTimeoutMs: 5_000, skip });
+const { connection } = testRedis;
 
 if (!skip) {
-  before(async () => {
-    server = await startRedisServer();
-  });
-  after(async () => {
-    await Promise.all(made.map((c) => c.close()));
-    await server?.stop();
-  });
   const prefixes = new WeakMap<object, string>();
   runHistoryContract(
     'redis',
@@ -134,7 +120,7 @@ describe('RedisHistoryStore shared by two daemons', { skip }, () => {
       (await s.recent(10)).map((r) => r.time),
       [2001, 3000, 3001, 4000, 4001],
     );
-    assert.equal(Number(await server!.command('HLEN', 'capped:history:rec')), 5);
+    assert.equal(Number(await testRedis.server.command('HLEN', 'capped:history:rec')), 5);
     await s.close();
   });
 
@@ -158,7 +144,7 @@ describe('RedisHistoryStore shared by two daemons', { skip }, () => {
     const bad: string[] = [];
     const s = new RedisHistoryStore(connection('damaged:'), { ownsConnection: true, onBadRecord: (m) => bad.push(m) });
     await s.append([makeRecord({ time: 1000 }), makeRecord({ time: 2000 })]);
-    await server!.command('HSET', 'damaged:history:rec', '0000000000000001', '{"v":99}');
+    await testRedis.server.command('HSET', 'damaged:history:rec', '0000000000000001', '{"v":99}');
     assert.deepEqual(
       (await s.recent(10)).map((r) => r.time),
       [2000],

@@ -6,13 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ManualClock } from '../../src/common/clock.ts';
-import { defaultRedisConfig } from '../../src/redis/config.ts';
-import { RedisConnection } from '../../src/redis/connection.ts';
 import { RedisSiqCache, readSiqEntry, TieredSiqCache } from '../../src/redis/siq-cache.ts';
 import { MemorySiqCache, type SiqCacheEntry, siqCacheKey } from '../../src/siq/cache.ts';
 import { SiqClient, type SiqResult } from '../../src/siq/client.ts';
 import type { SiqReply } from '../../src/siq/codec.ts';
-import { freePort, type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
+import { freePort, redisForTests, redisSkip } from '../support/redis.ts';
 import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
 
 const reply = (score: number, extra: Partial<SiqReply> = {}): SiqReply => ({
@@ -47,22 +45,14 @@ async function until(done: () => boolean | Promise<boolean>, what: string): Prom
 }
 
 describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => {
-  let server: RedisTestServer;
+  const testRedis = redisForTests({ commandTimeoutMs: 2_000 });
+  const connect = testRedis.connection;
   let siq: SiqTestServer;
-  const open: RedisConnection[] = [];
-  const connect = (prefix: string, url?: string) => {
-    const c = new RedisConnection({ ...defaultRedisConfig(), url: url ?? server.url, prefix, commandTimeoutMs: 2_000 });
-    open.push(c);
-    return c;
-  };
   before(async () => {
-    server = await startRedisServer();
     siq = await startSiqServer();
   });
   after(async () => {
-    await Promise.all(open.map((c) => c.close()));
     await siq?.close();
-    await server?.stop();
   });
 
   test('contract: a miss, then the stored entry back exactly, under <prefix>siq:<key> with PX from expiresAt', async () => {
@@ -75,9 +65,9 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
     assert.deepEqual(await cache.get(key), entry);
     const redisKey = `c1:siq:${key}`;
     assert.equal(cache.keyOf(key), redisKey);
-    const pttl = Number(await server.command('PTTL', redisKey));
+    const pttl = Number(await testRedis.server.command('PTTL', redisKey));
     assert.ok(pttl > 0 && pttl <= 120_000, `PTTL ${pttl}`);
-    assert.deepEqual(JSON.parse(String(await server.command('GET', redisKey))), entry);
+    assert.deepEqual(JSON.parse(String(await testRedis.server.command('GET', redisKey))), entry);
     assert.deepEqual(cache.stats(), { hits: 1, misses: 1, corrupt: 0, inserts: 1 });
   });
 
@@ -90,14 +80,14 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
     clock.advance(1);
     assert.equal(await cache.get('k'), undefined);
     await cache.set('gone', { reply: reply(10), server: 's:1', storedAt: clock.now(), expiresAt: clock.now() });
-    assert.equal(await server.command('EXISTS', 'c2:siq:gone'), 0);
+    assert.equal(await testRedis.server.command('EXISTS', 'c2:siq:gone'), 0);
   });
 
   test('expiry: Redis drops the key itself when the TTL runs out', async () => {
     const cache = new RedisSiqCache(connect('c3:'));
     const now = Date.now();
     await cache.set('short', { reply: reply(10), server: 's:1', storedAt: now, expiresAt: now + 30 });
-    await until(async () => (await server.command('EXISTS', 'c3:siq:short')) === 0, 'Redis to expire the key');
+    await until(async () => (await testRedis.server.command('EXISTS', 'c3:siq:short')) === 0, 'Redis to expire the key');
     assert.equal(await cache.get('short'), undefined);
   });
 
@@ -109,14 +99,14 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
     await b.set('same-key', { reply: reply(99), server: 'b:1', storedAt: now, expiresAt: now + 60_000 });
     assert.equal((await a.get('same-key'))?.reply.score, 1);
     assert.equal((await b.get('same-key'))?.reply.score, 99);
-    assert.deepEqual(await server.command('KEYS', 'site-a:*'), ['site-a:siq:same-key']);
+    assert.deepEqual(await testRedis.server.command('KEYS', 'site-a:*'), ['site-a:siq:same-key']);
   });
 
   test('corrupt or foreign values are misses, counted, never thrown', async () => {
     const cache = new RedisSiqCache(connect('c4:'));
-    await server.command('SET', 'c4:siq:junk', 'not json');
-    await server.command('SET', 'c4:siq:foreign', '{"reply":{"score":"high"},"server":"x","storedAt":1,"expiresAt":99999999999999}');
-    await server.command('SET', 'c4:siq:huge', `"${'x'.repeat(20_000)}"`);
+    await testRedis.server.command('SET', 'c4:siq:junk', 'not json');
+    await testRedis.server.command('SET', 'c4:siq:foreign', '{"reply":{"score":"high"},"server":"x","storedAt":1,"expiresAt":99999999999999}');
+    await testRedis.server.command('SET', 'c4:siq:huge', `"${'x'.repeat(20_000)}"`);
     for (const k of ['junk', 'foreign', 'huge']) assert.equal(await cache.get(k), undefined, k);
     assert.equal(cache.stats().corrupt, 3);
     assert.equal(readSiqEntry('[]'), null);
@@ -157,7 +147,7 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
       siq.script = script;
       answer(await client.query({ ip: '192.0.2.9', domain }));
       const key = siqCacheKey(client.servers, 'mail', '192.0.2.9', domain);
-      assert.equal(await server.command('EXISTS', `rules:siq:${key}`), stored ? 1 : 0, domain);
+      assert.equal(await testRedis.server.command('EXISTS', `rules:siq:${key}`), stored ? 1 : 0, domain);
     }
     client.close();
   });

@@ -5,36 +5,22 @@
  * changes seen across objects, and Redis down rejecting instead of hanging.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { defaultRedisConfig } from '../../src/redis/config.ts';
-import { RedisConnection, RedisUnavailableError } from '../../src/redis/connection.ts';
+import { describe, test } from 'node:test';
+import { RedisUnavailableError } from '../../src/redis/connection.ts';
 import { RedisSiqServerStore } from '../../src/redis/siq-server-store.ts';
 import { SiqStoreError } from '../../src/siq/server/store.ts';
 import { runStoreContract } from '../siq/server/store-contract.ts';
-import { freePort, type RedisTestServer, redisSkip, startRedisServer } from '../support/redis.ts';
+import { freePort, redisForTests, redisSkip } from '../support/redis.ts';
 
 const T0 = 1_700_000_000_000;
 const DAY = 86_400_000;
 const skip = redisSkip();
-let server: RedisTestServer | undefined;
 let n = 0;
 
-/** every connection made, closed at the end even when a test failed half-way (closing twice is fine) */
-const made: RedisConnection[] = [];
-const connection = (prefix: string, url?: string) => {
-  const c = new RedisConnection({ ...defaultRedisConfig(), url: url ?? server!.url, prefix, commandTimeoutMs: 5_000 });
-  made.push(c);
-  return c;
-};
+const testRedis = redisForTests({ commandTimeoutMs: 5_000, skip });
+const { connection } = testRedis;
 
 if (!skip) {
-  before(async () => {
-    server = await startRedisServer();
-  });
-  after(async () => {
-    await Promise.all(made.map((c) => c.close()));
-    await server?.stop();
-  });
   // each store gets a fresh prefix: an empty store, as the contract wants
   runStoreContract('redis', () => new RedisSiqServerStore(connection(`contract-${n++}:`), { ownsConnection: true }));
 }
@@ -44,9 +30,9 @@ describe('RedisSiqServerStore: shared by several processes', { skip }, () => {
     const store = new RedisSiqServerStore(connection('layout:'), { ownsConnection: true });
     const a = await store.createAccount({ email: 'a@example.com', passwordHash: 'h', createdAt: T0 });
     await store.addSourceIp(a.id, '192.0.2.1');
-    assert.equal(await server!.command('HGET', `layout:siqs:account:${a.id}`, 'email'), 'a@example.com');
-    assert.equal(await server!.command('HGET', 'layout:siqs:ip', '192.0.2.1'), a.id);
-    const keys = (await server!.command('KEYS', '*')) as string[];
+    assert.equal(await testRedis.server.command('HGET', `layout:siqs:account:${a.id}`, 'email'), 'a@example.com');
+    assert.equal(await testRedis.server.command('HGET', 'layout:siqs:ip', '192.0.2.1'), a.id);
+    const keys = (await testRedis.server.command('KEYS', '*')) as string[];
     assert.ok(keys.filter((k) => k.startsWith('layout:')).every((k) => k.startsWith('layout:siqs:')), JSON.stringify(keys));
     await store.close();
   });

@@ -11,6 +11,9 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { defaultRedisConfig } from '../../src/redis/config.ts';
+import { RedisConnection } from '../../src/redis/connection.ts';
 import { tempDir } from './fixtures.ts';
 
 export const REDIS_SERVER = process.env.CHECKID_REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -204,5 +207,48 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     },
     command: (...args: string[]) => redisCommandAuth(port, password, ...args) as Promise<string | number | null | Array<string | null>>,
     stop: killNow,
+  };
+}
+
+export interface RedisForTests {
+  /** the redis-server, once the `before` hook started it */
+  readonly server: RedisTestServer;
+  /** A connection under `prefix` to that server (or to `url`); the `after` hook closes it. */
+  connection(prefix: string, url?: string): RedisConnection;
+}
+
+/**
+ * A redis-server for the tests of a file or a describe block: `before` and `after` hooks (none
+ * when `skip`) start it, then close every connection made through `connection` and stop it.
+ */
+export function redisForTests(options: { commandTimeoutMs: number; skip?: string | boolean }): RedisForTests {
+  let server: RedisTestServer | undefined;
+  const made: RedisConnection[] = [];
+  if (!options.skip) {
+    before(async () => {
+      server = await startRedisServer();
+    });
+    after(async () => {
+      // also those a test that failed half-way left open (closing twice is fine)
+      await Promise.all(made.map((c) => c.close()));
+      await server?.stop();
+    });
+  }
+  return {
+    get server(): RedisTestServer {
+      if (!server) throw new Error('the test redis-server is not running (it starts in a before hook)');
+      return server;
+    },
+    connection(prefix: string, url?: string): RedisConnection {
+      if (url === undefined && !server) throw new Error('the test redis-server is not running (it starts in a before hook)');
+      const c = new RedisConnection({
+        ...defaultRedisConfig(),
+        url: url ?? server!.url,
+        prefix,
+        commandTimeoutMs: options.commandTimeoutMs,
+      });
+      made.push(c);
+      return c;
+    },
   };
 }
