@@ -16,10 +16,9 @@ import { defaultRedisConfig } from '../src/redis/config.ts';
 import { RedisConnection } from '../src/redis/connection.ts';
 import { RedisSiqCache, TieredSiqCache } from '../src/redis/siq-cache.ts';
 import { MemorySiqCache, type SiqCache, type SiqCacheEntry } from '../src/siq/cache.ts';
-import type { SiqReply } from '../src/siq/codec.ts';
 import { seedZone } from '../test/support/fixtures.ts';
 import { REDIS_SERVER, startRedisServer } from '../test/support/redis.ts';
-import { startSiqServer } from '../test/support/siq-server.ts';
+import { siqReply, startSiqServer } from '../test/support/siq-server.ts';
 import { Zone } from '../test/support/zone.ts';
 import { numberArg } from './support/args.ts';
 import { measure } from './support/dns-process.ts';
@@ -32,22 +31,7 @@ if (!existsSync(REDIS_SERVER)) {
   process.exit(0);
 }
 
-const reply: SiqReply = {
-  revision: '02',
-  id: 1,
-  score: 73,
-  kind: 'score',
-  ipScore: 80,
-  domainScore: -1,
-  relScore: 5,
-  ttl: 300,
-  confidence: 90,
-  text: 'stability=1.',
-  extraId: null,
-  extra: '',
-  redirect: null,
-  anomalies: [],
-};
+const reply = siqReply(73, { id: 1, ipScore: 80 });
 const entry = (): SiqCacheEntry => ({ reply, server: '192.0.2.53:6262', storedAt: Date.now(), expiresAt: Date.now() + 3_600_000 });
 const KEYS = 1000;
 const key = (i: number) => `siq|192.0.2.53:6262|mail|192.0.2.${i % 250}|d${i % KEYS}.example`;

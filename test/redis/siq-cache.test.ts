@@ -9,27 +9,8 @@ import { ManualClock } from '../../src/common/clock.ts';
 import { RedisSiqCache, readSiqEntry, TieredSiqCache } from '../../src/redis/siq-cache.ts';
 import { MemorySiqCache, type SiqCacheEntry, siqCacheKey } from '../../src/siq/cache.ts';
 import { SiqClient, type SiqResult } from '../../src/siq/client.ts';
-import type { SiqReply } from '../../src/siq/codec.ts';
 import { freePort, redisForTests, redisSkip } from '../support/redis.ts';
-import { type SiqTestServer, startSiqServer } from '../support/siq-server.ts';
-
-const reply = (score: number, extra: Partial<SiqReply> = {}): SiqReply => ({
-  revision: '02',
-  id: 4242,
-  score,
-  kind: 'score',
-  ipScore: 60,
-  domainScore: -1,
-  relScore: 5,
-  ttl: 300,
-  confidence: 90,
-  text: 'stability=1.',
-  extraId: null,
-  extra: '',
-  redirect: null,
-  anomalies: [],
-  ...extra,
-});
+import { type SiqTestServer, siqReply, startSiqServer } from '../support/siq-server.ts';
 
 function answer(r: SiqResult): Extract<SiqResult, { status: 'answer' }> {
   assert.equal(r.status, 'answer', JSON.stringify(r));
@@ -60,7 +41,7 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
     const cache = new RedisSiqCache(connect('c1:'), { clock });
     const key = siqCacheKey([{ host: '192.0.2.53', port: 6262 }], 'mail', '192.0.2.1', 'Example.COM');
     assert.equal(await cache.get(key), undefined);
-    const entry: SiqCacheEntry = { reply: reply(73, { extraId: '0a0b0c0d', extra: 'ff' }), server: '192.0.2.53:6262', storedAt: clock.now(), expiresAt: clock.now() + 120_000 };
+    const entry: SiqCacheEntry = { reply: siqReply(73, { extraId: '0a0b0c0d', extra: 'ff' }), server: '192.0.2.53:6262', storedAt: clock.now(), expiresAt: clock.now() + 120_000 };
     await cache.set(key, entry);
     assert.deepEqual(await cache.get(key), entry);
     const redisKey = `c1:siq:${key}`;
@@ -74,19 +55,19 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
   test('expiry: past expiresAt (by the injected clock) it is a miss; an entry already expired is not written', async () => {
     const clock = new ManualClock(Date.now());
     const cache = new RedisSiqCache(connect('c2:'), { clock });
-    await cache.set('k', { reply: reply(10), server: 's:1', storedAt: clock.now(), expiresAt: clock.now() + 60_000 });
+    await cache.set('k', { reply: siqReply(10), server: 's:1', storedAt: clock.now(), expiresAt: clock.now() + 60_000 });
     clock.advance(59_999);
     assert.equal((await cache.get('k'))?.reply.score, 10);
     clock.advance(1);
     assert.equal(await cache.get('k'), undefined);
-    await cache.set('gone', { reply: reply(10), server: 's:1', storedAt: clock.now(), expiresAt: clock.now() });
+    await cache.set('gone', { reply: siqReply(10), server: 's:1', storedAt: clock.now(), expiresAt: clock.now() });
     assert.equal(await testRedis.server.command('EXISTS', 'c2:siq:gone'), 0);
   });
 
   test('expiry: Redis drops the key itself when the TTL runs out', async () => {
     const cache = new RedisSiqCache(connect('c3:'));
     const now = Date.now();
-    await cache.set('short', { reply: reply(10), server: 's:1', storedAt: now, expiresAt: now + 30 });
+    await cache.set('short', { reply: siqReply(10), server: 's:1', storedAt: now, expiresAt: now + 30 });
     await until(async () => (await testRedis.server.command('EXISTS', 'c3:siq:short')) === 0, 'Redis to expire the key');
     assert.equal(await cache.get('short'), undefined);
   });
@@ -95,8 +76,8 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
     const a = new RedisSiqCache(connect('site-a:'));
     const b = new RedisSiqCache(connect('site-b:'));
     const now = Date.now();
-    await a.set('same-key', { reply: reply(1), server: 'a:1', storedAt: now, expiresAt: now + 60_000 });
-    await b.set('same-key', { reply: reply(99), server: 'b:1', storedAt: now, expiresAt: now + 60_000 });
+    await a.set('same-key', { reply: siqReply(1), server: 'a:1', storedAt: now, expiresAt: now + 60_000 });
+    await b.set('same-key', { reply: siqReply(99), server: 'b:1', storedAt: now, expiresAt: now + 60_000 });
     assert.equal((await a.get('same-key'))?.reply.score, 1);
     assert.equal((await b.get('same-key'))?.reply.score, 99);
     assert.deepEqual(await testRedis.server.command('KEYS', 'site-a:*'), ['site-a:siq:same-key']);
@@ -169,7 +150,7 @@ describe('RedisSiqCache with a real redis-server', { skip: redisSkip() }, () => 
     const redis = connect('tier:');
     const shared = new RedisSiqCache(redis);
     const now = Date.now();
-    await shared.set('k', { reply: reply(42), server: 's:1', storedAt: now, expiresAt: now + 60_000 });
+    await shared.set('k', { reply: siqReply(42), server: 's:1', storedAt: now, expiresAt: now + 60_000 });
     const local = new MemorySiqCache();
     const tiered = new TieredSiqCache(local, shared);
     assert.equal((await tiered.get('k'))?.reply.score, 42);

@@ -6,7 +6,14 @@
  */
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
-import { type DecodedQuery, decodeQuery, encodeReply, type ReplyInput, type SiqRevision } from '../../src/siq/codec.ts';
+import {
+  type DecodedQuery,
+  decodeQuery,
+  encodeReply,
+  type ReplyInput,
+  type SiqReply,
+  type SiqRevision,
+} from '../../src/siq/codec.ts';
 
 export interface ScriptedReply {
   /** the reply's fields; `id` defaults to the query's */
@@ -39,6 +46,27 @@ export interface SiqTestServer {
   readonly received: ReceivedQuery[];
   script: SiqScript;
   close(): Promise<void>;
+}
+
+/** A decoded -02 reply, as a cache stores it: `score`, IP sub-score 60, TTL 300, confidence 90; `extra` overrides. */
+export function siqReply(score: number, extra: Partial<SiqReply> = {}): SiqReply {
+  return {
+    revision: '02',
+    id: 4242,
+    score,
+    kind: 'score',
+    ipScore: 60,
+    domainScore: -1,
+    relScore: 5,
+    ttl: 300,
+    confidence: 90,
+    text: 'stability=1.',
+    extraId: null,
+    extra: '',
+    redirect: null,
+    anomalies: [],
+    ...extra,
+  };
 }
 
 /** score 50 in the -02 layout, TTL 300, confidence 80 */
