@@ -4,8 +4,7 @@ import { parseArgs } from 'node:util';
 import { splitMessage } from '../engine/engine.ts';
 import type { Facts } from '../engine/facts.ts';
 import type { Verdict } from '../engine/verdict.ts';
-import { ConfigError } from '../policy/config.ts';
-import { startRuntime, UsageError } from './runtime.ts';
+import { startCommandRuntime, UsageError } from './runtime.ts';
 import { USAGE } from './usage.ts';
 
 const OPTIONS = {
@@ -43,20 +42,8 @@ export async function runCheck(argv: string[]): Promise<number> {
       return 2;
     }
   }
-  let runtime: Awaited<ReturnType<typeof startRuntime>>;
-  try {
-    runtime = await startRuntime({
-      ...(values.config ? { configPath: values.config } : {}),
-      ...(values.resolver ? { resolverServers: values.resolver } : {}),
-    });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`checkid check: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
-      return 3;
-    }
-    process.stderr.write(`checkid check: ${(err as Error).message}\n`);
-    return 3;
-  }
+  const runtime = await startCommandRuntime('check', values);
+  if (!runtime) return 3;
   try {
     const result = await runtime.engine.checkID({
       ip: values.ip!,

@@ -3,14 +3,13 @@
  * offline, with a report (docs/replay.md).
  */
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../policy/config.ts';
 import { EnvelopeError, type GivenEnvelope, loadEnvelopeLines } from '../replay/envelope.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, type MboxFormat } from '../replay/mbox.ts';
 import { Progress, type ProgressMode } from '../replay/progress.ts';
 import { DEFAULT_SAMPLE, ReplayReport } from '../replay/report.ts';
 import { runReplay } from '../replay/runner.ts';
 import { InputError, planInputs, readMessages, type SourceItem } from '../replay/sources.ts';
-import { startRuntime, UsageError } from './runtime.ts';
+import { startCommandRuntime, UsageError } from './runtime.ts';
 import { USAGE } from './usage.ts';
 
 const OPTIONS = {
@@ -106,20 +105,8 @@ export async function runReplayCommand(argv: string[]): Promise<number> {
     throw err;
   }
 
-  let runtime: Awaited<ReturnType<typeof startRuntime>>;
-  try {
-    runtime = await startRuntime({
-      ...(values.config ? { configPath: values.config } : {}),
-      ...(values.resolver ? { resolverServers: values.resolver } : {}),
-    });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`checkid replay: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
-      return 3;
-    }
-    say((err as Error).message);
-    return 3;
-  }
+  const runtime = await startCommandRuntime('replay', values);
+  if (!runtime) return 3;
 
   const config = runtime.store.current().config;
   const hop = { ...(trustedHops !== undefined ? { trustedHops } : {}), ...(values['received-by'] ? { receivedBy: values['received-by'] } : {}) };

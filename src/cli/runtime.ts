@@ -5,7 +5,7 @@ import { DnsblMonitor } from '../checks/dnsbl/index.ts';
 import { Engine, type Logger, type Prepared, prepareConfig } from '../engine/engine.ts';
 import type { EngineObserver } from '../engine/observer.ts';
 import { join, resolve } from 'node:path';
-import type { Config } from '../policy/config.ts';
+import { type Config, ConfigError } from '../policy/config.ts';
 import { OVERLAY_FILE, PolicyStore } from '../policy/store.ts';
 import { resolveStateDir } from '../common/state-dir.ts';
 import type { Telemetry } from '../telemetry/telemetry.ts';
@@ -99,6 +99,31 @@ function resolverFor(config: Config, redis: RedisConnection | undefined) {
     cache: r.cache && { minTtl: r.cache.minTtl, maxTtl: r.cache.maxTtl, negativeMaxTtl: r.cache.negativeMaxTtl, maxEntries: r.cache.maxEntries },
     ...(secondLevel ? { secondLevel } : {}),
   });
+}
+
+/** Tells the user on stderr why `checkid COMMAND` cannot start: "configuration error:", then each problem indented. */
+export function writeConfigError(command: string, problems: readonly string[]): void {
+  process.stderr.write(`checkid ${command}: configuration error:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+}
+
+/**
+ * The runtime of a one-shot command (check, replay) from its --config and --resolver flags; null
+ * once it has told the user on stderr why it could not start (the command then exits 3).
+ */
+export async function startCommandRuntime(
+  command: string,
+  flags: { config?: string; resolver?: string[] },
+): Promise<Runtime | null> {
+  try {
+    return await startRuntime({
+      ...(flags.config ? { configPath: flags.config } : {}),
+      ...(flags.resolver ? { resolverServers: flags.resolver } : {}),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) writeConfigError(command, err.problems);
+    else process.stderr.write(`checkid ${command}: ${(err as Error).message}\n`);
+    return null;
+  }
 }
 
 /** Loads the config (throws ConfigError) and wires the engine. */

@@ -17,6 +17,7 @@ import { ConfigError, type Config, defaultConfig, loadConfigFile } from '../poli
 import type { SiqServerStore } from '../siq/server/store.ts';
 import { SiqStoreError } from '../siq/server/store.ts';
 import { hashPassword, passwordProblem } from '../web/password.ts';
+import { writeConfigError } from './runtime.ts';
 import { runListeners } from './serve.ts';
 import { openSiqServerStore, SIQ_DB_FILE, setSiqServerDb, setSiqServerWebListen } from './siq-listener.ts';
 import { resolveStateDir } from '../common/state-dir.ts';
@@ -147,9 +148,7 @@ export async function runSiqAccount(argv: string[]): Promise<number> {
     config = values.config ? loadConfigFile(values.config) : defaultConfig();
   } catch (err) {
     const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-    process.stderr.write(
-      `checkid siq account: configuration error:\n${problems.map((p) => `  ${p}`).join('\n')}\n`,
-    );
+    writeConfigError('siq account', problems);
     return 3;
   }
   const settings = config.siqServer;
