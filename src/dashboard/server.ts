@@ -19,10 +19,10 @@ import type { HistoryStore } from '../history/store.ts';
 import { type Candidate, candidateOf, whatIf, withCandidate } from '../history/whatif.ts';
 import type { Config } from '../policy/config.ts';
 import type { ReloadOutcome } from '../policy/store.ts';
-import { SignInGate, type Visit } from '../web/gate.ts';
+import { htmlPage, SignInGate, type Visit } from '../web/gate.ts';
 import { html, type SafeHtml } from '../web/html.ts';
 import { verifyPasswordOrDummy } from '../web/password.ts';
-import { sendAsset, sendJson, type StaticAsset, staticAsset, WebError } from '../web/respond.ts';
+import { sendAsset, sendHtml, sendJson, type StaticAsset, staticAsset, WebError } from '../web/respond.ts';
 import { Router } from '../web/router.ts';
 import { ApplyError, applyToFile, changesOf, type KeyChange, parseCandidate } from './apply.ts';
 import { type DashboardUser, isLoopback, listenHost } from './config.ts';
@@ -392,28 +392,15 @@ function candidateFrom(raw: unknown): Candidate {
   }
 }
 
-function page(title: string, body: SafeHtml): SafeHtml {
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${title}</title>
-<link rel="stylesheet" href="/static/dashboard.css">
+/** The dashboard's stylesheet and script, in every page's head. */
+const PAGE_HEAD = html`<link rel="stylesheet" href="/static/dashboard.css">
 <script src="/static/dashboard.js" defer></script>
-</head>
-<body>
-<main>
-${body}
-</main>
-</body>
-</html>
 `;
+
+function page(title: string, body: SafeHtml): SafeHtml {
+  return htmlPage(title, body, PAGE_HEAD);
 }
 
 function sendPage(visit: Visit, title: string, body: SafeHtml): void {
-  const text = page(title, body).text;
-  const buf = Buffer.from(text, 'utf8');
-  visit.res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': buf.length });
-  visit.res.end(visit.req.method === 'HEAD' ? undefined : buf);
+  sendHtml(visit.res, 200, page(title, body));
 }

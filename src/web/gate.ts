@@ -154,13 +154,18 @@ export class Visit {
   }
 }
 
-export const defaultLayout: Layout = ({ title, body }) => html`<!doctype html>
+/**
+ * A whole page: the head (charset, viewport, `title`, then `head`: the page's stylesheets and
+ * scripts, each line ending in a newline) and `body` in <main>.
+ */
+export function htmlPage(title: string, body: SafeHtml, head: SafeHtml = html``): SafeHtml {
+  return html`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title}</title>
-</head>
+${head}</head>
 <body>
 <main>
 ${body}
@@ -168,6 +173,9 @@ ${body}
 </body>
 </html>
 `;
+}
+
+export const defaultLayout: Layout = ({ title, body }) => htmlPage(title, body);
 
 export class SignInGate {
   readonly sessions: SessionManager;
