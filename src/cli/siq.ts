@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { parseSiqServer, type SiqServer } from '../siq/address.ts';
 import { parseIp } from '../common/ip.ts';
 import { SiqClient, type SiqResult, siqDomain } from '../siq/client.ts';
+import { answerDetails } from '../siq/codec.ts';
 import { safeText } from '../siq/provider.ts';
 import { runSiqAccount, runSiqServe, SIQ_SERVE_USAGE } from './siq-server.ts';
 
@@ -110,12 +111,7 @@ function toJson(result: SiqResult): Record<string, unknown> {
     id: r.id,
     score: r.score,
     kind: r.kind,
-    ipScore: r.ipScore,
-    domainScore: r.domainScore,
-    relScore: r.relScore,
-    confidence: r.confidence,
-    ttl: r.ttl,
-    text: r.text,
+    ...answerDetails(r),
     extraId: r.extraId,
     extra: r.extra,
     redirect: r.redirect,

@@ -204,6 +204,28 @@ export interface SiqReply {
   anomalies: string[];
 }
 
+/** The fields after SCORE that every SIQ answer has, read or computed. */
+export interface SiqAnswerDetails<Ttl = number> {
+  ipScore: number;
+  domainScore: number;
+  relScore: number;
+  confidence: number;
+  ttl: Ttl;
+  text: string;
+}
+
+/** Those fields of a reply (or a computed score) alone, in reply order: for JSON output. */
+export function answerDetails<Ttl>(r: SiqAnswerDetails<Ttl>): SiqAnswerDetails<Ttl> {
+  return {
+    ipScore: r.ipScore,
+    domainScore: r.domainScore,
+    relScore: r.relScore,
+    confidence: r.confidence,
+    ttl: r.ttl,
+    text: r.text,
+  };
+}
+
 /** What a reply carries; `encodeReply` writes it in a chosen layout. */
 export interface ReplyInput {
   id: number;

@@ -40,6 +40,7 @@ import {
   profileToJson,
   type SiqProfile,
 } from '../profile.ts';
+import { answerDetails } from '../../codec.ts';
 import { type SiqFacts, type SiqScore, scoreQuery } from '../score.ts';
 import type { SiqServer } from '../server.ts';
 import { newApiKey, type SiqServerStore, SiqStoreError } from '../store.ts';
@@ -652,16 +653,7 @@ export function previewJson(view: PreviewView, problems: ProfileProblem[]) {
     message: view.message ?? null,
     problems: Object.fromEntries(problems.map((p) => [p.path.join('.'), p.message])),
     result: r
-      ? {
-          score: r.score,
-          ipScore: r.ipScore,
-          domainScore: r.domainScore,
-          relScore: r.relScore,
-          confidence: r.confidence,
-          ttl: r.ttl,
-          text: r.text,
-          contributions: r.contributions,
-        }
+      ? { score: r.score, ...answerDetails(r), contributions: r.contributions }
       : null,
   };
 }
