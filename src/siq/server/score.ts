@@ -12,6 +12,7 @@
  *   TTL          the profile's, at most 60 s when a check failed for DNS trouble
  *   TEXT         "dnsbl=pass iprev=fail spf_pass=pass ..." for the checks that answered, ≤ 255 octets
  */
+import type { SiqAnswerDetails } from '../codec.ts';
 import { CHECK_GROUP, CHECK_IDS, type CheckId, type SiqProfile } from './profile.ts';
 
 /** A check's finding: pass, fail, neutral, or none (no information: not applicable, no data, DNS trouble). */
@@ -41,15 +42,13 @@ export interface Contribution {
   detail: string;
 }
 
-export interface SiqScore {
+/** What a reply carries: the score, and the sub-scores, confidence, TTL and TEXT. */
+export interface SiqAnswer extends SiqAnswerDetails {
   /** 0..100, or -1 UNKNOWN */
   score: number;
-  ipScore: number;
-  domainScore: number;
-  relScore: number;
-  confidence: number;
-  ttl: number;
-  text: string;
+}
+
+export interface SiqScore extends SiqAnswer {
   /** the enabled checks in TEXT order, with what each added */
   contributions: Contribution[];
 }

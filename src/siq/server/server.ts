@@ -37,7 +37,7 @@ import type { SiqServerConfig } from './config.ts';
 import { gatherFacts } from './facts.ts';
 import { parseProfile, type SiqProfile } from './profile.ts';
 import { TokenBuckets } from './ratelimit.ts';
-import { type SiqFacts, type SiqScore, scoreQuery } from './score.ts';
+import { type SiqAnswer, type SiqFacts, type SiqScore, scoreQuery } from './score.ts';
 import {
   normalizeReportKey,
   QUERY_LOG_KEEP,
@@ -94,18 +94,7 @@ export interface SiqQuestion {
 /** What the server decided: a reply (or nothing: unregistered, rate-limited). */
 export type SiqDecision =
   | { kind: 'drop'; reason: 'unregistered' | 'rate-limited' }
-  | {
-      kind: 'reply';
-      accountId: string | null;
-      score: number;
-      ipScore: number;
-      domainScore: number;
-      relScore: number;
-      confidence: number;
-      ttl: number;
-      text: string;
-      cached: boolean;
-    };
+  | (SiqAnswer & { kind: 'reply'; accountId: string | null; cached: boolean });
 
 interface CacheEntry {
   accountId: string;
