@@ -14,6 +14,7 @@
  *                      ├─ checkid milter (the daemon, `checkid milter`), over TCP
  *                      ├─ checkid-unix: the same over a unix socket (--unix)
  *                      ├─ checkid-pinned: the same with checkid on one core, taskset -c 1 (--pin)
+ *                      ├─ checkid-baseline: an earlier checkid, for before/after (--baseline DIR)
  *                      └─ rspamd 3.4 proxy in milter mode (SPF, DKIM, DMARC, one RBL)
  *   both real milters ask the same kind of local DNS server (scripts/dns-server.ts, seed + lab zones)
  *
@@ -36,7 +37,7 @@
  * milter connections, each held after RCPT.
  *
  *   node bench/milter.ts [--n 20000] [--rounds 1] [--sessions 20] [--size 2048] [--connections 1000]
- *                        [--soak 100000] [--unix] [--pin] [--census 300] [--only none,null,checkid]
+ *                        [--soak 100000] [--unix] [--pin] [--baseline DIR] [--census 300] [--only none,null,checkid]
  *
  * Needs root and the lab (bash scripts/lab/install.sh). Prints one JSON object. Goals (issue 3):
  * checkid ≥ 1.0× rspamd's messages/s; checkid costs Postfix ≤ 20% of its throughput; < 200 MB RSS
@@ -92,6 +93,11 @@ const CENSUS = numberArg('census', 300);
 const SOAK = process.argv.includes('--soak') ? numberArg('soak', 100_000) : 0;
 const UNIX = process.argv.includes('--unix');
 const PIN = process.argv.includes('--pin');
+/** a checkout of an earlier checkid (git archive COMMIT | tar -x -C DIR; node_modules linked): case checkid-baseline */
+const BASELINE = (() => {
+  const i = process.argv.indexOf('--baseline');
+  return i < 0 ? null : process.argv[i + 1]!;
+})();
 const ONLY = (() => {
   const i = process.argv.indexOf('--only');
   return i < 0 ? null : new Set(process.argv[i + 1]!.split(','));
@@ -306,14 +312,14 @@ const EVENT_LOOP_PROBE = `data:text/javascript,${encodeURIComponent(
 )}`;
 
 /** The checkid daemon with the event-loop probe, over TCP or a unix socket, pinned or not. */
-async function startCheckid(dns: string, options: { unix?: boolean; pin?: boolean } = {}): Promise<Milter & { child: Child; eventLoopFile: string }> {
+async function startCheckid(dns: string, options: { unix?: boolean; pin?: boolean; bin?: string } = {}): Promise<Milter & { child: Child; eventLoopFile: string }> {
   const eventLoopFile = join(work, `event-loop-${++probes}.jsonl`);
   writeFileSync(eventLoopFile, '');
   const env = { ...process.env, BENCH_EVENT_LOOP_FILE: eventLoopFile };
   const listen = options.unix
     ? `unix:${join(socketDir(postfixGid()), 'milter.sock')}`
     : `inet:127.0.0.1:${await freePort()}`;
-  const node = [process.execPath, '--import', EVENT_LOOP_PROBE, CHECKID_BIN, 'milter', '--listen', listen, '--config', configFile, '--resolver', dns];
+  const node = [process.execPath, '--import', EVENT_LOOP_PROBE, options.bin ?? CHECKID_BIN, 'milter', '--listen', listen, '--config', configFile, '--resolver', dns];
   const child = options.pin ? spawnChild('taskset', ['-c', '1', ...node], { env }) : spawnChild(node[0]!, node.slice(1), { env });
   await waitForListener(options.unix ? listen.slice(5) : Number(/:(\d+)$/.exec(listen)![1]), 30_000, () => {
     const ended = child.exited();
@@ -654,7 +660,8 @@ try {
     ['checkid', {}],
     ...(UNIX ? [['checkid-unix', { unix: true }]] : []),
     ...(PIN ? [['checkid-pinned', { pin: true }]] : []),
-  ] as Array<[string, { unix?: boolean; pin?: boolean }]>;
+    ...(BASELINE ? [['checkid-baseline', { bin: join(BASELINE, 'bin', 'checkid.mjs') }]] : []),
+  ] as Array<[string, { unix?: boolean; pin?: boolean; bin?: string }]>;
   for (const [name, options] of variants) {
     if (!want(name)) continue;
     const m = await startCheckid(dnsCheckid.address, options);

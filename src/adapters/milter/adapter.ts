@@ -10,9 +10,16 @@
  * with CRLF), the engine told whether the MTA dropped the space after the colon (no HDR_LEADSPC):
  * what DKIM's simple canonicalization needs.
  *
+ * What the MTA sends and waits for is derived from the policy (milterWants, policyNeeds): the
+ * MTA does not wait at CONNECT and HELO (unless earlyReplies), nor at RCPT without per-recipient
+ * rules, nor at any header, the end of headers or the body; it sends no body without DKIM or ARC.
+ * The steps still run the engine's stages (their facts feed the later ones and the logs); a
+ * verdict the MTA did not wait for is carried out at the next step it waits for.
+ *
  * Verdicts are carried out as milter responses:
- * - REJECT / TEMPFAIL: REPLYCODE with the engine's code, enhanced code and text, at once (at RCPT
- *   it refuses that recipient only);
+ * - REJECT / TEMPFAIL: REPLYCODE with the engine's code, enhanced code and text, as the answer to
+ *   the step that reached it, or (CONNECT, HELO not waited for) to every MAIL of the session (at
+ *   RCPT it refuses that recipient only);
  * - ACCEPT / FILTER before the end of the message: CONTINUE now, and no further checks for the
  *   message (or, from CONNECT and HELO, for the connection): headers can only be added at the end
  *   of the message, so that is where the decision is carried out;

@@ -13,8 +13,10 @@ import { createResolver } from '../../../src/dns/config.ts';
 import type { DnsResult, RecordType, Resolver } from '../../../src/dns/types.ts';
 import { Engine, staticPolicy } from '../../../src/engine/engine.ts';
 import { type Config, defaultConfig } from '../../../src/policy/config.ts';
+import type { PolicyHook } from '../../../src/policy/hook.ts';
 import { startDnsServer } from '../../support/dns-server.ts';
 import { seedZone } from '../../support/fixtures.ts';
+import { type MilterRecorder, startMilterRecorder } from '../../support/lab/milter-recorder.ts';
 import { deliver, MilterClient, type MtaOptions } from '../../support/milter-client.ts';
 import { MemoryResolver, type ZoneData } from '../../support/zone.ts';
 
@@ -37,6 +39,7 @@ interface Setup {
   resolver?: Resolver;
   server?: Partial<MilterServerOptions>;
   policy?: Engine['context']['policy'];
+  hook?: PolicyHook;
 }
 
 async function milter(setup: Setup = {}): Promise<{ server: MilterServer; logs: Array<{ level: string; msg: string }> }> {
@@ -44,14 +47,14 @@ async function milter(setup: Setup = {}): Promise<{ server: MilterServer; logs: 
   const config = configure(setup.mutate);
   const logs: Array<{ level: string; msg: string }> = [];
   const log = (level: string, msg: string) => logs.push({ level, msg });
-  const engine = new Engine({ resolver, policy: setup.policy ?? staticPolicy(config, resolver), log });
+  const engine = new Engine({ resolver, policy: setup.policy ?? staticPolicy(config, resolver, setup.hook), log });
   const server = await startMilterServer({ engine, listen: 'inet:127.0.0.1:0', log, ...setup.server });
   servers.push(server);
   return { server, logs };
 }
 
 /** Negotiated and connected from `ip`, HELO sent unless null. */
-async function client(server: MilterServer, ip = '192.0.2.1', helo: string | null = 'mx.example.com', options: MtaOptions = {}) {
+async function client(server: Pick<MilterServer, 'address'>, ip = '192.0.2.1', helo: string | null = 'mx.example.com', options: MtaOptions = {}) {
   const c = await MilterClient.connect(server.address, options);
   await c.negotiate();
   const connect = await c.connectEvent({ hostname: `[${ip}]`, family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
@@ -466,4 +469,126 @@ test('DKIM through the milter: header bytes reach the engine exactly (simple can
     assert.match(ar.value.replace(/\n\t/g, ' '), /dkim=pass header\.d=example\.com/, `protocol 0x${protocol.toString(16)}`);
     c.quit();
   }
+});
+
+// --- what is negotiated, derived from the policy ------------------------------------------------
+
+/** The agreed protocol flags and the steps the MTA (test client, Postfix's behaviour) sends. */
+async function shape(setup: Setup) {
+  const { server } = await milter(setup);
+  const c = await MilterClient.connect(server.address);
+  const n = await c.negotiate();
+  return { c, server, flags: n.protocol };
+}
+
+const FLAG = (flags: number, ...names: Array<keyof typeof SMFIP>) => names.filter((k) => (flags & SMFIP[k]) === SMFIP[k]);
+const ALL_NO_REPLY = ['NR_CONN', 'NR_HELO', 'NR_MAIL', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'] as const;
+const ALL_NO_SEND = ['NOCONNECT', 'NOHELO', 'NOMAIL', 'NORCPT', 'NOHDRS', 'NOEOH', 'NOBODY', 'NODATA', 'NOUNKNOWN'] as const;
+
+test('policy shapes: the flags follow what the policy needs (defaults; DKIM/ARC off; per-recipient; hook; earlyReplies)', async () => {
+  const cases: Array<[string, Setup, string[], string[]]> = [
+    ['defaults (DKIM, ARC, no per-recipient rules, no hook)', {}, ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
+    ['DKIM off, ARC on: the body is still needed', { mutate: (c) => (c.dkim.enabled = false) }, ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
+    ['DKIM and ARC off: no body, no end of headers', { mutate: (c) => Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false } }) }, ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_DATA', 'NR_UNKN'], ['NOEOH', 'NOBODY', 'NODATA', 'NOUNKNOWN']],
+    ['per-recipient thresholds: RCPT answered', { mutate: (c) => (c.ratings.recipients = [{ match: ['@example.org'], reject: { max: 2 } }]) }, ['NR_CONN', 'NR_HELO', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
+    ['a policy hook: RCPT answered', { hook: () => undefined }, ['NR_CONN', 'NR_HELO', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
+    ['earlyReplies: CONNECT and HELO answered', { server: { earlyReplies: true } }, ['NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
+  ];
+  for (const [name, setup, noReply, noSend] of cases) {
+    const { c, flags } = await shape(setup);
+    assert.deepEqual(FLAG(flags, ...ALL_NO_REPLY), noReply, `${name}: not answered`);
+    assert.deepEqual(FLAG(flags, ...ALL_NO_SEND), noSend, `${name}: not sent`);
+    // always: MAIL and the end of message answered, header bytes exact
+    assert.ok((flags & SMFIP.HDR_LEADSPC) !== 0, name);
+    c.close();
+  }
+});
+
+/** A recording proxy in front of `server`: what crossed the wire, each way. */
+async function recorded(server: MilterServer): Promise<MilterRecorder> {
+  const recorder = await startMilterRecorder(server.address);
+  after(() => recorder.close());
+  return recorder;
+}
+const stepsOf = (r: MilterRecorder) => r.connections.flatMap((x) => x.commands.map((k) => k.kind)).filter((k) => k !== 'MACRO');
+
+test('DKIM and ARC off: the MTA sends no body and no end of headers; headers still arrive, forged ones go', async () => {
+  const { server } = await milter({ mutate: (c) => Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false } }) });
+  const recorder = await recorded(server);
+  const { c } = await client(recorder, '192.0.2.1', 'example.com');
+  const t = await c.transaction({
+    from: 'a@example.com',
+    to: ['b@example.org'],
+    headers: [['Authentication-Results', 'mx.receiver.example; dkim=pass'], ['Subject', 'x']],
+    body: 'Hello.\r\n',
+  });
+  assert.equal(t.eom?.final.kind, 'ACCEPT');
+  const sent = stepsOf(recorder);
+  assert.ok(!sent.includes('BODY') && !sent.includes('EOH'), sent.join(' '));
+  assert.deepEqual(sent.filter((k) => k === 'HEADER').length, 2);
+  assert.deepEqual(
+    t.eom!.modifications.map((m) => m.kind),
+    ['CHGHEADER', 'INSHEADER', 'INSHEADER'],
+  );
+  const ar = t.eom!.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
+  assert.doesNotMatch(ar.value, /dkim=/);
+  c.quit();
+  await c.waitClosed();
+  assert.equal(c.pending(), 0, 'no reply where none was owed');
+});
+
+test('a policy hook deciding per recipient: RCPT is answered, the hook\'s refusal reaches the MTA there', async () => {
+  const { server } = await milter({
+    hook: ({ stage, recipient }) => (stage === 'rcpt' && recipient === 'nobody@example.org' ? { action: 'REJECT', reply: { code: 550, xcode: '5.1.1', text: 'No such user here' } } : undefined),
+  });
+  const { c } = await client(server, '192.0.2.1', 'mx.example.com');
+  const t = await c.transaction({ from: 'a@example.com', to: ['nobody@example.org', 'b@example.org'] });
+  assert.equal(text(t.rcpt[0]!.reply), '550 5.1.1 No such user here');
+  assert.equal(t.rcpt[1]!.reply?.kind, 'CONTINUE');
+  assert.equal(t.eom?.final.kind, 'ACCEPT');
+  c.quit();
+});
+
+test('a reload between OPTNEG and CONNECT: the connection keeps the policy it negotiated; the next one gets the new', async () => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const zone = { 'sel._domainkey.example.com': [{ TXT: `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}` }] };
+  const resolver = new MemoryResolver({ ...seedZone(), ...zone });
+  const off = staticPolicy(configure((c) => Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false }, ratings: { ...c.ratings, registries: [] } })), resolver).current();
+  const on = staticPolicy(configure((c) => (c.ratings.registries = [])), resolver).current();
+  let current = off;
+  const { server } = await milter({ resolver, policy: { current: () => current } });
+  const recorder = await recorded(server);
+  const raw = 'From: a@example.com\r\nTo: b@example.org\r\nSubject: reload\r\n\r\nHello.\r\n';
+  const sig = (
+    (await dkimSign(Buffer.from(raw), {
+      signatureData: [{ signingDomain: 'example.com', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string }],
+    } as never)) as { signatures: string }
+  ).signatures;
+  const headers: Array<[string, string]> = [];
+  for (const line of (sig + raw.slice(0, raw.indexOf('\r\n\r\n'))).split(/\r\n(?![ \t])/)) {
+    const colon = line.indexOf(':');
+    headers.push([line.slice(0, colon), line.slice(colon + 1)]);
+  }
+  const send = async (c: MilterClient) => {
+    await c.connectEvent({ hostname: '[192.0.2.1]', family: 'inet', port: 1, address: '192.0.2.1' });
+    await c.helo('mx.example.com');
+    const t = await c.transaction({ from: 'a@example.com', to: ['b@example.org'], headers, body: 'Hello.\r\n' });
+    const ar = t.eom!.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
+    return ar.value.replace(/\n\t/g, ' ');
+  };
+  const first = await MilterClient.connect(recorder.address);
+  assert.ok(((await first.negotiate()).protocol & SMFIP.NOBODY) !== 0);
+  current = on; // the reload lands before this connection's CONNECT
+  const a = await send(first);
+  assert.ok(!stepsOf(recorder).includes('BODY'));
+  assert.doesNotMatch(a, /dkim=/, 'the negotiated policy (DKIM off) judged it: no DKIM result from a body never sent');
+  first.quit();
+  await first.waitClosed();
+  recorder.clear();
+  const second = await MilterClient.connect(recorder.address);
+  assert.equal((await second.negotiate()).protocol & SMFIP.NOBODY, 0);
+  const b = await send(second);
+  assert.ok(stepsOf(recorder).includes('BODY'));
+  assert.match(b, /dkim=pass header\.d=example\.com/);
+  second.quit();
 });

@@ -10,6 +10,7 @@ import {
   type MilterSessionOptions,
   negotiate,
   replyOwed,
+  replyOwedFor,
   type StepContext,
   wireHeaderValue,
 } from '../../../src/adapters/milter/session.ts';
@@ -99,6 +100,15 @@ test('negotiation: Postfix 3.7 / Sendmail 8.17 offer (6, 0x1ff, 0x1fffff)', () =
     (['CONNECT', 'HELO', 'MAIL', 'RCPT', 'BODYEOB'] as const).filter((k) => replyOwed(early, k)),
     ['CONNECT', 'HELO', 'MAIL', 'RCPT', 'BODYEOB'],
   );
+});
+
+test('replyOwedFor (a frame not decoded yet, by its command byte) agrees with replyOwed for every step', () => {
+  for (const protocol of [0, NR_ALL, SMFIP.NR_CONN | SMFIP.NR_BODY, milterWants().protocol]) {
+    for (const cmd of [OPT(), CONN, MAIL, RCPT, EOM, { kind: 'HELO', name: 'x' }, { kind: 'DATA' }, { kind: 'HEADER', name: 'a', value: 'b' }, { kind: 'EOH' }, { kind: 'BODY', chunk: Buffer.from('x') }, { kind: 'UNKNOWN', line: 'X' }, { kind: 'MACRO', stage: 'C', macros: [] }, { kind: 'ABORT' }, { kind: 'QUIT' }, { kind: 'QUIT_NC' }] as MilterCommand[]) {
+      const [frame] = new FrameDecoder().push(encodeCommand(cmd));
+      assert.equal(replyOwedFor({ protocol }, frame!.code), replyOwed({ protocol }, cmd.kind), `${cmd.kind} with 0x${protocol.toString(16)}`);
+    }
+  }
 });
 
 test('negotiation matrix: versions 2 to 6, older and partial MTAs, offers of 0', () => {
