@@ -8,24 +8,14 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { SiqClient } from '../../src/siq/client.ts';
 import type { SiqReply } from '../../src/siq/codec.ts';
-import { type Daemon, runCheckid, startDaemon } from '../support/daemon.ts';
-import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
+import { runCheckid } from '../support/daemon.ts';
 import { tempDir } from '../support/fixtures.ts';
-import { siqZone } from '../siq/server/fixtures.ts';
-import { addressOf, eventually } from '../siq/server/processes.ts';
+import { addressOf, eventually, siqProcessTests } from '../siq/server/processes.ts';
 
-let dns: DnsTestServer;
-const daemons: Daemon[] = [];
-before(async () => {
-  dns = await startDnsServer({ zone: siqZone() });
-});
-after(async () => {
-  for (const d of daemons) await d.stop();
-  await dns.close();
-});
+const procs = siqProcessTests();
 
 /** The profile's points for the report checks: distinct numbers, so each one's share of a change shows. */
 const REPORT_POINTS = {
@@ -74,8 +64,7 @@ test('checkid serve reports its verdicts to checkid siq serve, and the SIQ score
   assert.equal(added.code, 0, added.stderr);
   const { apiKey } = JSON.parse(added.stdout) as { apiKey: string };
 
-  const siq = await startDaemon(['siq', 'serve', '--listen', '127.0.0.1:0', '--config', siqConfig, '--resolver', dns.address]);
-  daemons.push(siq);
+  const siq = await procs.start(['siq', 'serve', '--listen', '127.0.0.1:0', '--config', siqConfig, '--resolver', procs.dns.address]);
   const udp = addressOf(siq.listening['siq-server'], 'udp');
   const http = addressOf(siq.listening['siq-server'], 'http');
 
@@ -95,8 +84,7 @@ test('checkid serve reports its verdicts to checkid siq serve, and the SIQ score
       '',
     ].join('\n'),
   );
-  const gateway = await startDaemon(['serve', '--config', gwConfig, '--resolver', dns.address]);
-  daemons.push(gateway);
+  const gateway = await procs.start(['serve', '--config', gwConfig, '--resolver', procs.dns.address]);
   const api = `http://${gateway.listening.http}`;
   const check = async (body: Record<string, unknown>) => {
     const res = await fetch(`${api}/v1/check`, { method: 'POST', body: JSON.stringify(body) });

@@ -146,7 +146,8 @@ export interface RedisServerOptions {
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisTestServer> {
-  if (!existsSync(REDIS_SERVER)) throw new Error(`redis-server not found at ${REDIS_SERVER}: install the redis-server package`);
+  if (!existsSync(REDIS_SERVER))
+    throw new Error(`redis-server not found at ${REDIS_SERVER}: install the redis-server package`);
   const dir = tempDir('checkid-redis-');
   const port = await freePort();
   const password = options.password ?? null;
@@ -159,9 +160,25 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let log = '';
 
   const launch = async (): Promise<void> => {
-    const c = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const c = spawn(
+      REDIS_SERVER,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        ...extra,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child = c;
     c.stdout!.on('data', (d: Buffer) => {
       log = (log + d.toString()).slice(-4000);
@@ -191,7 +208,10 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   await launch();
   return {
     port,
-    url: password !== null ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    url:
+      password !== null
+        ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`
+        : `redis://127.0.0.1:${port}`,
     socket: socketPath,
     dir,
     get running() {
@@ -205,7 +225,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     resume: () => {
       (child as ChildProcess | null)?.kill('SIGCONT');
     },
-    command: (...args: string[]) => redisCommandAuth(port, password, ...args) as Promise<string | number | null | Array<string | null>>,
+    command: (...args: string[]) =>
+      redisCommandAuth(port, password, ...args) as Promise<string | number | null | Array<string | null>>,
     stop: killNow,
   };
 }
@@ -220,8 +241,11 @@ export interface RedisForTests {
 /**
  * A redis-server for the tests of a file or a describe block: `before` and `after` hooks (none
  * when `skip`) start it, then close every connection made through `connection` and stop it.
+ * The connections' command timeout is `commandTimeoutMs` (default 2 s).
  */
-export function redisForTests(options: { commandTimeoutMs: number; skip?: string | boolean }): RedisForTests {
+export function redisForTests(
+  options: { commandTimeoutMs?: number; skip?: string | boolean } = {},
+): RedisForTests {
   let server: RedisTestServer | undefined;
   const made: RedisConnection[] = [];
   if (!options.skip) {
@@ -240,12 +264,13 @@ export function redisForTests(options: { commandTimeoutMs: number; skip?: string
       return server;
     },
     connection(prefix: string, url?: string): RedisConnection {
-      if (url === undefined && !server) throw new Error('the test redis-server is not running (it starts in a before hook)');
+      if (url === undefined && !server)
+        throw new Error('the test redis-server is not running (it starts in a before hook)');
       const c = new RedisConnection({
         ...defaultRedisConfig(),
         url: url ?? server!.url,
         prefix,
-        commandTimeoutMs: options.commandTimeoutMs,
+        commandTimeoutMs: options.commandTimeoutMs ?? 2_000,
       });
       made.push(c);
       return c;

@@ -5,19 +5,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { type Ran, runCheckid, startDaemon } from '../../support/daemon.ts';
-import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
 import { tempDir } from '../../support/fixtures.ts';
-import { siqZone } from './fixtures.ts';
+import { siqProcessTests } from './processes.ts';
 
-let dns: DnsTestServer;
-before(async () => {
-  dns = await startDnsServer({ zone: siqZone() });
-});
-after(async () => {
-  await dns.close();
-});
+const procs = siqProcessTests();
 
 const checkid = (args: string[]) => runCheckid(args, { timeoutMs: 20_000 });
 
@@ -28,7 +21,7 @@ const siqQuery = (server: string, ip: string, domain: string, ...more: string[])
 test('siq serve + account add on one database, asked with siq query; SIGTERM exits 0', async () => {
   const dir = tempDir('checkid-siq-serve-');
   const db = join(dir, 'siq.db');
-  const siq = await startDaemon(['siq', 'serve', '--listen', '127.0.0.1:0', '--db', db, '--resolver', dns.address]);
+  const siq = await startDaemon(['siq', 'serve', '--listen', '127.0.0.1:0', '--db', db, '--resolver', procs.dns.address]);
   try {
     const address = /^udp (127\.0\.0\.1:\d+), db /.exec(siq.listening['siq-server'] ?? '')?.[1];
     assert.ok(address, JSON.stringify(siq.listening));
@@ -105,7 +98,7 @@ test('checkid serve starts the siq-server listener from the config; usage and co
     config,
     "http:\n  listen: ''\nmilter:\n  listen: ''\nsiq_server:\n  listen: 127.0.0.1:0\n  http_listen: 127.0.0.1:0\n  db: siq.db\n",
   );
-  const serve = await startDaemon(['serve', '--config', config, '--resolver', dns.address]);
+  const serve = await startDaemon(['serve', '--config', config, '--resolver', procs.dns.address]);
   try {
     assert.match(
       serve.listening['siq-server'] ?? '',

@@ -6,33 +6,21 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { SiqClient } from '../../../src/siq/client.ts';
 import { sendSiqReport } from '../../../src/siq/report.ts';
 import { CHECK_IDS } from '../../../src/siq/server/profile.ts';
-import { type Daemon, runCheckid, startDaemon } from '../../support/daemon.ts';
-import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
+import { runCheckid } from '../../support/daemon.ts';
 import { tempDir } from '../../support/fixtures.ts';
-import { type RedisTestServer, redisSkip, startRedisServer } from '../../support/redis.ts';
+import { redisForTests, redisSkip } from '../../support/redis.ts';
 import { csrfFrom, WebClient } from '../../web/client.ts';
-import { siqZone } from './fixtures.ts';
-import { addressOf, eventually } from './processes.ts';
+import { addressOf, eventually, siqProcessTests } from './processes.ts';
 
 const PASSWORD = 'marble comet 88 willow';
 const skip = redisSkip();
 
-let dns: DnsTestServer;
-let redis: RedisTestServer | undefined;
-const daemons: Daemon[] = [];
-before(async () => {
-  dns = await startDnsServer({ zone: siqZone() });
-  if (!skip) redis = await startRedisServer();
-});
-after(async () => {
-  for (const d of daemons) await d.stop();
-  await redis?.stop();
-  await dns.close();
-});
+const procs = siqProcessTests();
+const testRedis = redisForTests({ skip });
 
 async function score(client: SiqClient, ip: string, domain: string): Promise<{ score: number; text: string } | undefined> {
   const r = await client.query({ ip, domain });
@@ -46,7 +34,7 @@ test('two SIQ servers share accounts, profiles and reports through Redis', { ski
     config,
     [
       'redis:',
-      `  url: ${redis!.url}`,
+      `  url: ${testRedis.server.url}`,
       '  prefix: "siqtest:"',
       '  command_timeout_ms: 2000',
       'siq_server:',
@@ -56,11 +44,9 @@ test('two SIQ servers share accounts, profiles and reports through Redis', { ski
       '',
     ].join('\n'),
   );
-  const start = () => startDaemon(['siq', 'serve', '--listen', '127.0.0.1:0', '--config', config, '--resolver', dns.address]);
+  const start = () => procs.start(['siq', 'serve', '--listen', '127.0.0.1:0', '--config', config, '--resolver', procs.dns.address]);
   const a = await start();
-  daemons.push(a);
   const b = await start();
-  daemons.push(b);
   assert.match(a.listening['siq-server']!, /, redis redis:\/\/127\.0\.0\.1:\d+\/?$/);
   const udpB = addressOf(b.listening['siq-server'], 'udp');
   const clientB = new SiqClient({ servers: [udpB], cache: false, timeoutMs: 500 });
@@ -126,7 +112,7 @@ test('two SIQ servers share accounts, profiles and reports through Redis', { ski
     clientB.close();
   }
   // the keys are under the configured prefix
-  const keys = (await redis!.command('KEYS', 'siqtest:siqs:account:*')) as string[];
+  const keys = (await testRedis.server.command('KEYS', 'siqtest:siqs:account:*')) as string[];
   assert.equal(keys.length, 1);
   assert.equal(await a.stop(), 0);
   assert.equal(await b.stop(), 0);

@@ -9,30 +9,21 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { publicAddress, siqWebOptions } from '../../../src/cli/siq-listener.ts';
 import { SiqClient } from '../../../src/siq/client.ts';
 import { defaultSiqServerConfig } from '../../../src/siq/server/config.ts';
 import { CHECK_IDS } from '../../../src/siq/server/profile.ts';
-import { type Daemon, runCheckid, startDaemon } from '../../support/daemon.ts';
-import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
+import { runCheckid } from '../../support/daemon.ts';
 import { tempDir } from '../../support/fixtures.ts';
 import { csrfFrom, WebClient } from '../../web/client.ts';
-import { rawQuery, siqZone } from './fixtures.ts';
-import { addressOf, eventually } from './processes.ts';
+import { rawQuery } from './fixtures.ts';
+import { addressOf, eventually, siqProcessTests } from './processes.ts';
 
 const PASSWORD = 'lantern orbit 7 quarry';
 const NEW_PASSWORD = 'heron basalt 19 tundra';
 
-let dns: DnsTestServer;
-const daemons: Daemon[] = [];
-before(async () => {
-  dns = await startDnsServer({ zone: siqZone() });
-});
-after(async () => {
-  for (const d of daemons) await d.stop();
-  await dns.close();
-});
+const procs = siqProcessTests();
 
 async function signIn(base: string, email: string, password: string): Promise<{ c: WebClient; status: number }> {
   const c = new WebClient(base);
@@ -70,10 +61,9 @@ test('siq serve --web-listen: a CLI account with a password signs in, its saved 
   assert.equal(made.password, true);
   assert.deepEqual(made.ips, ['127.0.0.1']);
 
-  const siq = await startDaemon([
-    'siq', 'serve', '--listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--db', db, '--config', config, '--resolver', dns.address,
+  const siq = await procs.start([
+    'siq', 'serve', '--listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--db', db, '--config', config, '--resolver', procs.dns.address,
   ]);
-  daemons.push(siq);
   assert.match(siq.listening['siq-server']!, /^udp 127\.0\.0\.1:\d+, http 127\.0\.0\.1:\d+, web 127\.0\.0\.1:\d+, db .*siq\.db$/);
   const udp = addressOf(siq.listening['siq-server'], 'udp');
   const http = addressOf(siq.listening['siq-server'], 'http');
@@ -156,8 +146,7 @@ test('checkid serve: the SIQ server from the config with its pages, and its figu
   );
   const added = await runCheckid(['siq', 'account', 'add', '--config', config, '--email', 'pm@example.org', '--ip', '127.0.0.1']);
   assert.equal(added.code, 0, added.stderr);
-  const serve = await startDaemon(['serve', '--config', config, '--resolver', dns.address]);
-  daemons.push(serve);
+  const serve = await procs.start(['serve', '--config', config, '--resolver', procs.dns.address]);
   const udp = addressOf(serve.listening['siq-server'], 'udp');
   const web = addressOf(serve.listening['siq-server'], 'web');
   assert.equal((await fetch(`http://${web}/signup`)).status, 200, 'sign-up is on by default');
@@ -212,7 +201,7 @@ test('settings checkid refuses: the pages off loopback without public_origin, a 
   assert.match(path.stderr, /siq_server\.web\.public_origin .*like https:\/\/siq\.example\.net \(scheme and host, no path\)/);
 
   // the flag is checked the same way when the listener starts
-  const flag = await runCheckid(['siq', 'serve', '--listen', '127.0.0.1:0', '--web-listen', '0.0.0.0:0', '--resolver', dns.address]);
+  const flag = await runCheckid(['siq', 'serve', '--listen', '127.0.0.1:0', '--web-listen', '0.0.0.0:0', '--resolver', procs.dns.address]);
   assert.equal(flag.code, 1);
   assert.match(flag.stderr, /cannot start siq-server on 127\.0\.0\.1:0: siq_server\.web_listen is 0\.0\.0\.0:0, not a loopback address/);
   const usage = await runCheckid(['siq', 'serve', '--listen', '127.0.0.1:0', '--web-listen', 'nowhere']);
