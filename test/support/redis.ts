@@ -146,8 +146,7 @@ export interface RedisServerOptions {
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisTestServer> {
-  if (!existsSync(REDIS_SERVER))
-    throw new Error(`redis-server not found at ${REDIS_SERVER}: install the redis-server package`);
+  if (!existsSync(REDIS_SERVER)) throw new Error(`redis-server not found at ${REDIS_SERVER}: install the redis-server package`);
   const dir = tempDir('checkid-redis-');
   const port = await freePort();
   const password = options.password ?? null;
@@ -160,25 +159,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let log = '';
 
   const launch = async (): Promise<void> => {
-    const c = spawn(
-      REDIS_SERVER,
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
-        ...extra,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const c = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = c;
     c.stdout!.on('data', (d: Buffer) => {
       log = (log + d.toString()).slice(-4000);
@@ -208,10 +191,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   await launch();
   return {
     port,
-    url:
-      password !== null
-        ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`
-        : `redis://127.0.0.1:${port}`,
+    url: password !== null ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
     socket: socketPath,
     dir,
     get running() {
@@ -225,8 +205,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     resume: () => {
       (child as ChildProcess | null)?.kill('SIGCONT');
     },
-    command: (...args: string[]) =>
-      redisCommandAuth(port, password, ...args) as Promise<string | number | null | Array<string | null>>,
+    command: (...args: string[]) => redisCommandAuth(port, password, ...args) as Promise<string | number | null | Array<string | null>>,
     stop: killNow,
   };
 }
@@ -264,8 +243,7 @@ export function redisForTests(
       return server;
     },
     connection(prefix: string, url?: string): RedisConnection {
-      if (url === undefined && !server)
-        throw new Error('the test redis-server is not running (it starts in a before hook)');
+      if (url === undefined && !server) throw new Error('the test redis-server is not running (it starts in a before hook)');
       const c = new RedisConnection({
         ...defaultRedisConfig(),
         url: url ?? server!.url,
