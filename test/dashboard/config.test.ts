@@ -2,18 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isLoopback, listenHost } from '../../src/dashboard/config.ts';
-import { ConfigError, defaultConfig, parseConfig } from '../../src/policy/config.ts';
+import { defaultConfig, parseConfig } from '../../src/policy/config.ts';
 import { hashPassword } from '../../src/web/password.ts';
+import { configProblems } from '../support/config.ts';
 
-const problems = (text: string): string[] => {
-  try {
-    parseConfig(text, '/etc/checkid/checkid.yaml', '/etc/checkid');
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-};
+const problems = (text: string) => configProblems(text, '/etc/checkid/checkid.yaml', '/etc/checkid');
 
 test('defaults: loopback 8025, history in the state directory, 30 days, no users', () => {
   const d = defaultConfig().dashboard;

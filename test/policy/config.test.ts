@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ConfigError, defaultConfig, parseConfig } from '../../src/policy/config.ts';
-
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, '/etc/checkid/checkid.yaml');
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { defaultConfig, parseConfig } from '../../src/policy/config.ts';
+import { configProblems } from '../support/config.ts';
 
 test('an empty file is the embedded defaults', () => {
   const c = parseConfig('', 'x.yaml');
@@ -29,23 +20,23 @@ test('the keys the issue names exist and are read', () => {
 });
 
 test('errors name the file, the line and the key', () => {
-  const p = problems('authserv_id: mx.example.org\nratings:\n  registries:\n    - zone: 42\n');
+  const p = configProblems('authserv_id: mx.example.org\nratings:\n  registries:\n    - zone: 42\n');
   assert.equal(p.length, 1);
   assert.equal(p[0], '/etc/checkid/checkid.yaml: line 4, column 7: ratings.registries[0].zone must be a string, not number 42');
 });
 
 test('an unknown key is named, with a suggestion', () => {
-  const p = problems('prescreen:\n  dnsbls: []\n');
+  const p = configProblems('prescreen:\n  dnsbls: []\n');
   assert.match(p[0]!, /line 2, column 3: prescreen\.dnsbls unknown key "dnsbls" \(did you mean "dnsbl"\?\)/);
 });
 
 test('YAML syntax errors give the line', () => {
-  const p = problems('headers: [authent\nspf:\n');
+  const p = configProblems('headers: [authent\nspf:\n');
   assert.match(p[0]!, /^\/etc\/checkid\/checkid\.yaml: line \d+, column \d+: YAML syntax error/);
 });
 
 test('several problems are all reported at once', () => {
-  const p = problems('on_error: maybe\ndeadline_ms: -5\nheaders: [authent, x-header]\n');
+  const p = configProblems('on_error: maybe\ndeadline_ms: -5\nheaders: [authent, x-header]\n');
   assert.equal(p.length, 3);
   assert.match(p[0]!, /on_error must be one of "tempfail", "accept"/);
   assert.match(p[1]!, /deadline_ms must be at least 100/);
@@ -53,7 +44,7 @@ test('several problems are all reported at once', () => {
 });
 
 test('duplicate keys are an error, not a silent override', () => {
-  const p = problems('authserv_id: a.example\nauthserv_id: b.example\n');
+  const p = configProblems('authserv_id: a.example\nauthserv_id: b.example\n');
   assert.match(p[0]!, /line 2/);
 });
 
@@ -80,13 +71,13 @@ test('the sample in docs/configuration.md loads as documented', () => {
 });
 
 test('bad list entries and zone filters are reported with their line and key', () => {
-  const p = problems('prescreen:\n  block:\n    - 192.0.2.0/24\n    - 300.1.2.3\n  dnsbl:\n    - zone: bl.example\n      filter: "127.0.0.[9..2]"\n');
+  const p = configProblems('prescreen:\n  block:\n    - 192.0.2.0/24\n    - 300.1.2.3\n  dnsbl:\n    - zone: bl.example\n      filter: "127.0.0.[9..2]"\n');
   assert.equal(p.length, 2);
   assert.match(p[0]!, /^\/etc\/checkid\/checkid\.yaml: line 4, column 7: prescreen\.block\[1\] local block list entry "300\.1\.2\.3"/);
   assert.match(p[1]!, /^\/etc\/checkid\/checkid\.yaml: line 6, column 7: prescreen\.dnsbl\[0\] /);
 });
 
 test('a zone name that is not a domain is refused at load', () => {
-  const p = problems('prescreen:\n  dnsbl: [{ zone: "127.0.0.1" }]\n');
+  const p = configProblems('prescreen:\n  dnsbl: [{ zone: "127.0.0.1" }]\n');
   assert.match(p[0]!, /prescreen\.dnsbl\[0\]\.zone "127\.0\.0\.1" is not valid \(a DNS zone name\)/);
 });

@@ -1,18 +1,9 @@
 /** The `redis:` config section and the Redis URL reader. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/policy/config.ts';
+import { parseConfig } from '../../src/policy/config.ts';
 import { parseRedisUrl } from '../../src/redis/config.ts';
-
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, '/etc/checkid/checkid.yaml');
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return err.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { configProblems } from '../support/config.ts';
 
 test('URLs: redis://, rediss:// as written (password hidden in display), unix sockets with db and credentials', () => {
   assert.deepEqual(parseRedisUrl('redis://127.0.0.1:6379'), { url: 'redis://127.0.0.1:6379', display: 'redis://127.0.0.1:6379' });
@@ -58,12 +49,12 @@ test('the section: defaults, every key read, an empty file has Redis off and bot
 });
 
 test('errors name the line and key: a bad URL, a bad prefix, an unknown backend, backend redis without a URL', () => {
-  assert.match(problems('redis:\n  url: http://x\n')[0]!, /^\/etc\/checkid\/checkid\.yaml: line 2, column 3: redis\.url "http:\/\/x" is not valid \(.*redis:\/\//);
-  assert.match(problems('redis:\n  prefix: "a b"\n')[0]!, /redis\.prefix "a b" is not valid/);
-  assert.match(problems('siq:\n  cache:\n    backend: memcached\n')[0]!, /line 3, column 5: siq\.cache\.backend must be one of "memory", "redis"/);
-  const missing = problems('siq:\n  cache:\n    backend: redis\nresolver:\n  cache:\n    backend: redis\n');
+  assert.match(configProblems('redis:\n  url: http://x\n')[0]!, /^\/etc\/checkid\/checkid\.yaml: line 2, column 3: redis\.url "http:\/\/x" is not valid \(.*redis:\/\//);
+  assert.match(configProblems('redis:\n  prefix: "a b"\n')[0]!, /redis\.prefix "a b" is not valid/);
+  assert.match(configProblems('siq:\n  cache:\n    backend: memcached\n')[0]!, /line 3, column 5: siq\.cache\.backend must be one of "memory", "redis"/);
+  const missing = configProblems('siq:\n  cache:\n    backend: redis\nresolver:\n  cache:\n    backend: redis\n');
   assert.equal(missing.length, 2);
   assert.match(missing[0]!, /line 3, column 5: siq\.cache\.backend is redis but redis\.url is empty/);
   assert.match(missing[1]!, /line 6, column 5: resolver\.cache\.backend is redis but redis\.url is empty/);
-  assert.match(problems('redis:\n  command_timeout_ms: 0\n')[0]!, /redis\.command_timeout_ms must be at least 1/);
+  assert.match(configProblems('redis:\n  command_timeout_ms: 0\n')[0]!, /redis\.command_timeout_ms must be at least 1/);
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { emptyFacts, type Facts } from '../../src/engine/facts.ts';
 import type { Action, Verdict } from '../../src/engine/verdict.ts';
-import { ConfigError, parseConfig } from '../../src/policy/config.ts';
+import { parseConfig } from '../../src/policy/config.ts';
 import type { SiqReportOptions, SiqReportResult } from '../../src/siq/report.ts';
 import { defaultSiqReportConfig, reportResultOf, type SiqReportConfig, SiqReporter } from '../../src/siq/reporter.ts';
 import { defaultSiqServerConfig } from '../../src/siq/server/config.ts';
@@ -18,6 +18,7 @@ import { SiqServer } from '../../src/siq/server/server.ts';
 import { MemorySiqServerStore } from '../../src/siq/server/store-memory.ts';
 import { createResolver } from '../../src/dns/config.ts';
 import { tempDir } from '../support/fixtures.ts';
+import { configProblems } from '../support/config.ts';
 
 const KEY = 'a1'.repeat(32);
 
@@ -313,15 +314,7 @@ test('siq.report in the config: defaults, paths relative to the file, and the pr
     timeoutMs: 2000,
   });
   assert.equal(parseConfig('').siq.report.url, '', 'off by default');
-  const problems = (text: string): string[] => {
-    try {
-      parseConfig(text, join(dir, 'checkid.yaml'), dir);
-    } catch (err) {
-      if (err instanceof ConfigError) return err.problems;
-      throw err;
-    }
-    return [];
-  };
+  const problems = (text: string) => configProblems(text, join(dir, 'checkid.yaml'), dir);
   assert.match(problems('siq:\n  report:\n    url: http://siq.example.net\n')[0]!, /line 3, column 5: siq\.report\.url is set but there is no API key/);
   assert.match(problems(`siq:\n  report:\n    url: http://siq.example.net\n    api_key: ${KEY}\n    api_key_file: good.key\n`)[0]!, /siq\.report\.api_key_file and api_key are both set/);
   assert.match(problems('siq:\n  report:\n    url: http://siq.example.net\n    api_key_file: missing.key\n')[0]!, /line 4, column 5: siq\.report\.api_key_file cannot read .*missing\.key: ENOENT/);
