@@ -26,9 +26,10 @@
  */
 import { normalizeIp } from '../src/common/ip.ts';
 import { envelopeFromHeaders } from '../src/replay/envelope.ts';
-import { type MboxItem, MboxSplitter } from '../src/replay/mbox.ts';
+import type { MboxItem } from '../src/replay/mbox.ts';
 import { MessageError, parseStoredMessage } from '../src/replay/message.ts';
 import { parseReceived } from '../src/replay/received.ts';
+import { splitMbox } from '../test/replay/fixtures.ts';
 import { between, chance, pick, prng } from './support/prng.ts';
 
 type Rng = () => number;
@@ -89,17 +90,7 @@ function damage(data: Buffer, rng: Rng): Buffer {
   return Buffer.from(Array.from({ length: between(rng, 0, 600) }, () => Math.floor(rng() * 256)));
 }
 
-function split(data: Buffer, cuts: number[]): MboxItem[] {
-  const s = new MboxSplitter({ maxMessageBytes: MAX });
-  const out: MboxItem[] = [];
-  let at = 0;
-  for (const cut of [...cuts, data.length]) {
-    out.push(...s.push(data.subarray(at, cut)));
-    at = cut;
-  }
-  out.push(...s.end());
-  return out;
-}
+const split = (data: Buffer, cuts: number[]): MboxItem[] => splitMbox(data, { maxMessageBytes: MAX }, cuts);
 
 const describe = (items: MboxItem[]) => JSON.stringify(items.map((i) => (i.kind === 'message' ? [i.offset, i.index, i.postmark, i.raw.toString('base64')] : [i.offset, i.index, i.error])));
 

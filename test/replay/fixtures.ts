@@ -1,4 +1,5 @@
-/** What the replay tests share: the checkid configuration they replay under. */
+/** What the replay tests (and fuzz/replay.ts) share: the configuration they replay under, an mbox split in memory. */
+import { type MboxItem, type MboxOptions, MboxSplitter } from '../../src/replay/mbox.ts';
 
 /**
  * checkid.yaml for a replay: the registry and DNS list zones of the tests' DNS data (bl.example
@@ -15,4 +16,17 @@ siq:
   servers: ["${siqAddress}"]
   tag_score: ${tagScore}
 `;
+}
+
+/** The items of an mbox in memory, fed to the splitter in pieces cut at the offsets `cuts` (ascending). */
+export function splitMbox(data: Buffer, options: MboxOptions = {}, cuts: number[] = []): MboxItem[] {
+  const s = new MboxSplitter(options);
+  const out: MboxItem[] = [];
+  let at = 0;
+  for (const cut of [...cuts, data.length]) {
+    out.push(...s.push(data.subarray(at, cut)));
+    at = cut;
+  }
+  out.push(...s.end());
+  return out;
 }

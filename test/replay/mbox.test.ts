@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type MboxItem, MboxSplitter, type MboxOptions, readMbox } from '../../src/replay/mbox.ts';
+import { type MboxItem, readMbox } from '../../src/replay/mbox.ts';
 import { tempDir } from '../support/fixtures.ts';
+import { splitMbox } from './fixtures.ts';
 
 /** What an mboxrd writer (mutt, Python's mailbox, Dovecot's export) produces for three messages. */
 const MBOXRD = [
@@ -31,22 +32,10 @@ const MBOXRD = [
   'last',
 ].join('\n');
 
-function split(data: Buffer, options: MboxOptions = {}, cuts: number[] = []): MboxItem[] {
-  const s = new MboxSplitter(options);
-  const out: MboxItem[] = [];
-  let at = 0;
-  for (const cut of [...cuts, data.length]) {
-    out.push(...s.push(data.subarray(at, cut)));
-    at = cut;
-  }
-  out.push(...s.end());
-  return out;
-}
-
 const messages = (items: MboxItem[]) => items.map((i) => (i.kind === 'message' ? i.raw.toString('latin1') : `ERROR ${i.error}`));
 
 test('mboxrd: three messages, one ">" removed from >+From lines, the separating blank line dropped', () => {
-  const items = split(Buffer.from(MBOXRD, 'latin1'));
+  const items = splitMbox(Buffer.from(MBOXRD, 'latin1'));
   assert.deepEqual(messages(items), [
     'Return-Path: <alice@example.com>\nFrom: Alice <alice@example.com>\nSubject: quoting\n\nFirst line.\nFrom the body, quoted once by the writer\n>From a line that was ">From" before quoting\nFrom this line on nothing is quoted (no time of day: not a postmark)\n',
     // a message that ended with a blank line keeps it: only the writer's separator goes
@@ -64,22 +53,22 @@ test('mboxrd: three messages, one ">" removed from >+From lines, the separating 
 });
 
 test('mboxo: only ">From " loses its ">"; ">>From " stays as written', () => {
-  const [first] = messages(split(Buffer.from(MBOXRD, 'latin1'), { format: 'mboxo' }));
+  const [first] = messages(splitMbox(Buffer.from(MBOXRD, 'latin1'), { format: 'mboxo' }));
   assert.match(first!, /\nFrom the body, quoted once by the writer\n/);
   assert.match(first!, /\n>>From a line that was/);
 });
 
 test('CRLF line ends are kept and the CRLF blank separator is dropped', () => {
   const crlf = Buffer.from(MBOXRD.replace(/\n/g, '\r\n'), 'latin1');
-  const items = split(crlf);
+  const items = splitMbox(crlf);
   assert.equal(items.length, 3);
   assert.equal(messages(items)[1], 'From: Mail Delivery System <MAILER-DAEMON@example.org>\r\nSubject: second\r\n\r\nbody two\r\n\r\n');
 });
 
 test('fed in any chunking (one byte at a time, random cuts) the result is the same', () => {
   const data = Buffer.from(MBOXRD, 'latin1');
-  const whole = JSON.stringify(split(data));
-  assert.equal(JSON.stringify(split(data, {}, Array.from({ length: data.length - 1 }, (_, i) => i + 1))), whole);
+  const whole = JSON.stringify(splitMbox(data));
+  assert.equal(JSON.stringify(splitMbox(data, {}, Array.from({ length: data.length - 1 }, (_, i) => i + 1))), whole);
   let seed = 7;
   for (let round = 0; round < 50; round++) {
     const cuts: number[] = [];
@@ -89,13 +78,13 @@ test('fed in any chunking (one byte at a time, random cuts) the result is the sa
       if (at >= data.length) break;
       cuts.push(at);
     }
-    assert.equal(JSON.stringify(split(data, {}, cuts)), whole);
+    assert.equal(JSON.stringify(splitMbox(data, {}, cuts)), whole);
   }
 });
 
 test('a message over the size limit is an error item; the next message is read', () => {
   const big = `From a@example.com Mon Jun  3 10:00:00 2024\nSubject: big\n\n${'x'.repeat(5000)}\n\nFrom b@example.com Mon Jun  3 10:00:01 2024\nSubject: small\n\nok\n`;
-  const items = split(Buffer.from(big), { maxMessageBytes: 1024 });
+  const items = splitMbox(Buffer.from(big), { maxMessageBytes: 1024 });
   assert.equal(items.length, 2);
   assert.equal(items[0]!.kind, 'error');
   assert.match((items[0] as { error: string }).error, /larger than 1024 bytes/);
@@ -107,16 +96,16 @@ test('a line longer than a postmark, cut across chunks, is content (quoting stil
   const long = `>From ${'y'.repeat(3000)}`;
   const data = Buffer.from(`From a@example.com Mon Jun  3 10:00:00 2024\nSubject: long\n\n${long}\nend\n`);
   const cuts = [70, 200, 1500, 2900];
-  assert.deepEqual(messages(split(data, {}, cuts)), [`Subject: long\n\n${long.slice(1)}\nend\n`]);
-  assert.deepEqual(messages(split(data)), messages(split(data, {}, cuts)));
+  assert.deepEqual(messages(splitMbox(data, {}, cuts)), [`Subject: long\n\n${long.slice(1)}\nend\n`]);
+  assert.deepEqual(messages(splitMbox(data)), messages(splitMbox(data, {}, cuts)));
 });
 
 test('text before the first postmark is reported once and skipped; an empty file has no items', () => {
-  const items = split(Buffer.from('Subject: not an mbox\n\nhello\nFrom a@example.com Mon Jun  3 10:00:00 2024\nSubject: real\n\nx\n'));
+  const items = splitMbox(Buffer.from('Subject: not an mbox\n\nhello\nFrom a@example.com Mon Jun  3 10:00:00 2024\nSubject: real\n\nx\n'));
   assert.equal(items[0]!.kind, 'error');
   assert.match((items[0] as { error: string }).error, /before the first "From " line/);
   assert.deepEqual(messages(items.slice(1)), ['Subject: real\n\nx\n']);
-  assert.deepEqual(split(Buffer.alloc(0)), []);
+  assert.deepEqual(splitMbox(Buffer.alloc(0)), []);
 });
 
 test('readMbox streams a file and reports the bytes read', async () => {
