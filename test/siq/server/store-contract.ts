@@ -200,50 +200,36 @@ export function runStoreContract(
       async (store) => {
         const a = await store.createAccount({ email: 'a@example.com', passwordHash: 'x', createdAt: T0 });
         const b = await store.createAccount({ email: 'b@example.com', passwordHash: 'x', createdAt: T0 });
+        // each call a fresh object: what is read back is compared with what was written, not with itself
+        const entry = (
+          accountId: string,
+          at: number,
+          ip: string,
+          domain: string,
+          score: number,
+          text: string,
+        ) => ({
+          accountId,
+          at,
+          ip,
+          domain,
+          score,
+          text,
+        });
+        const a1 = () => entry(a.id, T0 + 1, '192.0.2.1', 'one.example', 80, 'dnsbl=pass');
+        const b2 = () => entry(b.id, T0 + 2, '192.0.2.2', '', -1, '');
+        const a4 = () => entry(a.id, T0 + 4, '2001:db8::1', 'two.example', 10, 'spf=fail');
         await store.appendQueryLog([
-          {
-            accountId: a.id,
-            at: T0 + 1,
-            ip: '192.0.2.1',
-            domain: 'one.example',
-            score: 80,
-            text: 'dnsbl=pass',
-          },
-          { accountId: b.id, at: T0 + 2, ip: '192.0.2.2', domain: '', score: -1, text: '' },
-          { accountId: 'no-such-id', at: T0 + 3, ip: '192.0.2.3', domain: 'x.example', score: 1, text: '' },
-          {
-            accountId: a.id,
-            at: T0 + 4,
-            ip: '2001:db8::1',
-            domain: 'two.example',
-            score: 10,
-            text: 'spf=fail',
-          },
+          a1(),
+          b2(),
+          entry('no-such-id', T0 + 3, '192.0.2.3', 'x.example', 1, ''),
+          a4(),
         ]);
         const recent = await store.recentQueries(a.id, 10);
-        assert.deepEqual(recent, [
-          {
-            accountId: a.id,
-            at: T0 + 4,
-            ip: '2001:db8::1',
-            domain: 'two.example',
-            score: 10,
-            text: 'spf=fail',
-          },
-          {
-            accountId: a.id,
-            at: T0 + 1,
-            ip: '192.0.2.1',
-            domain: 'one.example',
-            score: 80,
-            text: 'dnsbl=pass',
-          },
-        ]);
+        assert.deepEqual(recent, [a4(), a1()]);
         assert.deepEqual(plain(recent), recent);
         assert.equal((await store.recentQueries(a.id, 1))[0]?.domain, 'two.example');
-        assert.deepEqual(await store.recentQueries(b.id, 5), [
-          { accountId: b.id, at: T0 + 2, ip: '192.0.2.2', domain: '', score: -1, text: '' },
-        ]);
+        assert.deepEqual(await store.recentQueries(b.id, 5), [b2()]);
         assert.deepEqual(await store.recentQueries('no-such-id', 5), []);
         assert.deepEqual(await store.recentQueries(a.id, 0), []);
 
