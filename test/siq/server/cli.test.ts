@@ -18,6 +18,10 @@ const checkid = (args: string[]) => runCheckid(args, { timeoutMs: 20_000 });
 const siqQuery = (server: string, ip: string, domain: string, ...more: string[]) =>
   checkid(['siq', 'query', '--server', server, '--ip', ip, '--domain', domain, ...more]);
 
+/** `checkid siq account add` on the database `db` for an e-mail address and a source IP. */
+const accountAdd = (db: string, email: string, ip: string, ...more: string[]) =>
+  checkid(['siq', 'account', 'add', '--db', db, '--email', email, '--ip', ip, ...more]);
+
 test('siq serve + account add on one database, asked with siq query; SIGTERM exits 0', async () => {
   const dir = tempDir('checkid-siq-serve-');
   const db = join(dir, 'siq.db');
@@ -30,18 +34,7 @@ test('siq serve + account add on one database, asked with siq query; SIGTERM exi
     assert.equal(before.code, 4, before.stderr);
 
     // another process registers this host; the server notices through the shared database
-    const added = await checkid([
-      'siq',
-      'account',
-      'add',
-      '--db',
-      db,
-      '--email',
-      'Postmaster@Example.org',
-      '--ip',
-      '127.0.0.1',
-      '--json',
-    ]);
+    const added = await accountAdd(db, 'Postmaster@Example.org', '127.0.0.1', '--json');
     assert.equal(added.code, 0, added.stderr);
     const account = JSON.parse(added.stdout) as {
       email: string;
@@ -69,17 +62,7 @@ test('siq serve + account add on one database, asked with siq query; SIGTERM exi
     assert.ok((JSON.parse(bad.stdout) as { score: number }).score < 30, bad.stdout);
 
     // the same IP for another account is refused; list shows the one account
-    const taken = await checkid([
-      'siq',
-      'account',
-      'add',
-      '--db',
-      db,
-      '--email',
-      'other@example.org',
-      '--ip',
-      '127.0.0.1',
-    ]);
+    const taken = await accountAdd(db, 'other@example.org', '127.0.0.1');
     assert.equal(taken.code, 1);
     assert.match(taken.stderr, /registered to another account/);
     const list = await checkid(['siq', 'account', 'list', '--db', db]);
