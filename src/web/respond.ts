@@ -43,19 +43,26 @@ export function applySecurityHeaders(res: ServerResponse, opts: { secure?: boole
   if (opts.secure) res.setHeader('strict-transport-security', 'max-age=31536000');
 }
 
+/** Sends `text` as the whole body (none for a HEAD request), with its length. */
+function sendBody(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  text: string,
+  headers: Record<string, string>,
+): void {
+  const body = Buffer.from(text, 'utf8');
+  res.writeHead(status, { ...headers, 'content-type': contentType, 'content-length': body.length });
+  res.end(res.req?.method === 'HEAD' ? undefined : body);
+}
+
 export function sendHtml(
   res: ServerResponse,
   status: number,
   page: SafeHtml,
   headers: Record<string, string> = {},
 ): void {
-  const body = Buffer.from(page.text, 'utf8');
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'text/html; charset=utf-8',
-    'content-length': body.length,
-  });
-  res.end(res.req?.method === 'HEAD' ? undefined : body);
+  sendBody(res, status, 'text/html; charset=utf-8', page.text, headers);
 }
 
 export function sendJson(
@@ -64,13 +71,7 @@ export function sendJson(
   value: unknown,
   headers: Record<string, string> = {},
 ): void {
-  const body = Buffer.from(`${JSON.stringify(value)}\n`, 'utf8');
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': body.length,
-  });
-  res.end(res.req?.method === 'HEAD' ? undefined : body);
+  sendBody(res, status, 'application/json; charset=utf-8', `${JSON.stringify(value)}\n`, headers);
 }
 
 export function sendText(
@@ -79,13 +80,7 @@ export function sendText(
   text: string,
   headers: Record<string, string> = {},
 ): void {
-  const body = Buffer.from(text, 'utf8');
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': body.length,
-  });
-  res.end(res.req?.method === 'HEAD' ? undefined : body);
+  sendBody(res, status, 'text/plain; charset=utf-8', text, headers);
 }
 
 /** 303 See Other: after a POST the browser GETs `location` (post/redirect/get). */
