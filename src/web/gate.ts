@@ -329,19 +329,18 @@ ${o.signInFooter ?? ''}`;
     const username = (form.get('username') ?? '').trim();
     const password = form.get('password') ?? '';
     const next = form.get('next');
-    const retry = (ms: number) => ({ 'retry-after': String(Math.ceil(ms / 1000)) });
     const wait = (ms: number) =>
       ms < 120_000 ? `${Math.ceil(ms / 1000)} seconds` : `${Math.ceil(ms / 60_000)} minutes`;
-    const byAddress = this.addressLimiter.take(addressKey(visit.ip));
-    if (!byAddress.allowed) {
-      return this.renderSignIn(visit, {
+    const tooMany = (from: string, retryAfterMs: number) =>
+      this.renderSignIn(visit, {
         status: 429,
-        error: `Too many sign-in attempts from your address; try again in ${wait(byAddress.retryAfterMs)}.`,
+        error: `Too many sign-in attempts ${from}; try again in ${wait(retryAfterMs)}.`,
         username,
         next,
-        headers: retry(byAddress.retryAfterMs),
+        headers: { 'retry-after': String(Math.ceil(retryAfterMs / 1000)) },
       });
-    }
+    const byAddress = this.addressLimiter.take(addressKey(visit.ip));
+    if (!byAddress.allowed) return tooMany('from your address', byAddress.retryAfterMs);
     if (!username || !password || username.length > 320 || password.length > MAX_PASSWORD_LENGTH) {
       return this.renderSignIn(visit, {
         status: 400,
@@ -351,15 +350,7 @@ ${o.signInFooter ?? ''}`;
       });
     }
     const byAccount = this.accountLimiter.take(username.toLowerCase());
-    if (!byAccount.allowed) {
-      return this.renderSignIn(visit, {
-        status: 429,
-        error: `Too many sign-in attempts for this account; try again in ${wait(byAccount.retryAfterMs)}.`,
-        username,
-        next,
-        headers: retry(byAccount.retryAfterMs),
-      });
-    }
+    if (!byAccount.allowed) return tooMany('for this account', byAccount.retryAfterMs);
     const userId = await this.opts.verify(username, password, visit);
     if (userId === null) {
       return this.renderSignIn(visit, { status: 401, error: 'Wrong user name or password.', username, next });
