@@ -16,6 +16,7 @@ import { type Clock, systemClock } from '../common/clock.ts';
 import { canonicalName } from '../dns/codec.ts';
 import type { DnsResult, QueryOptions, RecordType, Resolver } from '../dns/types.ts';
 import type { RedisConnection } from './connection.ts';
+import { parseStoredObject } from './stored.ts';
 
 export interface RedisDnsCacheOptions {
   /** seconds; as CacheOptions (defaults 0, 86400, 3600) */
@@ -46,14 +47,8 @@ interface StoredEntry {
 const MAX_ENTRY_BYTES = 65_536;
 
 function readEntry(text: string): StoredEntry | null {
-  if (text.length > MAX_ENTRY_BYTES) return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!v || typeof v !== 'object') return null;
+  const v = parseStoredObject(text, MAX_ENTRY_BYTES);
+  if (!v) return null;
   const e = v as { r?: { status?: unknown; ttl?: unknown; records?: unknown; authenticated?: unknown }; x?: unknown };
   if (typeof e.x !== 'number' || !e.r || typeof e.r.ttl !== 'number') return null;
   if (e.r.status === 'ok') {

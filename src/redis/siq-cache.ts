@@ -11,6 +11,7 @@
 import { type Clock, systemClock } from '../common/clock.ts';
 import type { MemorySiqCache, SiqCache, SiqCacheEntry } from '../siq/cache.ts';
 import type { RedisConnection } from './connection.ts';
+import { parseStoredObject } from './stored.ts';
 
 /** an entry is a few hundred bytes; anything far larger is not ours */
 const MAX_ENTRY_BYTES = 16_384;
@@ -19,14 +20,8 @@ const KINDS = new Set(['score', 'unknown', 'tempfail', 'redirect', 'error']);
 
 /** Checks the shape of a stored entry (corrupt or foreign data is a miss, not a crash). */
 export function readSiqEntry(text: string): SiqCacheEntry | null {
-  if (text.length > MAX_ENTRY_BYTES) return null;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!value || typeof value !== 'object') return null;
+  const value = parseStoredObject(text, MAX_ENTRY_BYTES);
+  if (!value) return null;
   const e = value as Record<string, unknown>;
   const r = e.reply as Record<string, unknown> | null | undefined;
   if (typeof e.server !== 'string' || typeof e.storedAt !== 'number' || typeof e.expiresAt !== 'number') return null;
