@@ -317,8 +317,13 @@ export class MilterAdapter implements MilterHandler {
       // header values go to the engine as the MTA sent them, byte for byte (latin1 keeps every
       // octet), with DKIM told whether the MTA dropped the space after the colon
       const leadingSpace = (ctx.negotiated.protocol & SMFIP.HDR_LEADSPC) !== 0;
+      const options = { headerLeadingSpaceStripped: !leadingSpace, encoding: 'latin1' } as const;
       const policy = this.current();
-      session = new Session({ ...this.engine.context, policy: { current: () => policy } }, ip, { headerLeadingSpaceStripped: !leadingSpace, encoding: 'latin1' });
+      // a reload since OPTNEG: this session keeps the policy the MTA was told what to send for
+      session =
+        this.engine.context.policy.current() === policy
+          ? this.engine.session(ip, options)
+          : new Session({ ...this.engine.context, policy: { current: () => policy } }, ip, options);
     } catch (err) {
       this.failed = true;
       this.log('error', 'milter: cannot start an engine session; answering with on_error', { ip, error: (err as Error).message });
