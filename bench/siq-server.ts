@@ -5,7 +5,13 @@
  * that copies the query's ID into a fixed reply and sends it back, nothing else. Printed as a
  * ratio (siq / echo).
  *
- *   node bench/siq-server.ts [--seconds 3] [--window 256] [--pairs 1000]
+ *   node bench/siq-server.ts [--seconds 3] [--window 256] [--pairs 1000] [--diag]
+ *
+ * --diag (diagnostics only; the measurement is the same): the SIQ server child also records its
+ * event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms resolution) and its GC pauses
+ * (PerformanceObserver 'gc') per phase, and the JSON gets a `diag` object with them. Extra flags
+ * for the children's node (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, `--trace-gc`) go in the
+ * environment variable SIQ_BENCH_CHILD_FLAGS.
  *
  * Prints one JSON line. Goals (issue 5): ≥ 30,000 answers/s warm; p99 < 2 ms at half that load
  * (15,000/s: halfGoalLoad). halfLoad is the harsher half of the rate this server reached.
@@ -13,6 +19,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { encodeQuery, encodeReply } from '../src/siq/codec.ts';
 import { numberArg } from './support/args.ts';
@@ -21,6 +28,53 @@ const role = process.argv.includes('--role') ? process.argv[process.argv.indexOf
 const seconds = numberArg('seconds', 3);
 const window = numberArg('window', 256);
 const pairs = numberArg('pairs', 1000);
+const diag = process.argv.includes('--diag');
+
+/**
+ * In the server child with --diag: event-loop delay and GC pauses since the last SIGUSR2, written
+ * to stdout as one `diag {json}` line on each SIGUSR2 (the parent sends one after each phase).
+ */
+function startDiagnostics(): void {
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  const gc = { minor: { n: 0, ms: 0, maxMs: 0 }, major: { n: 0, ms: 0, maxMs: 0 }, other: { n: 0, ms: 0, maxMs: 0 } };
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as { detail?: { kind?: number } }).detail?.kind;
+      const g =
+        kind === perfConstants.NODE_PERFORMANCE_GC_MINOR
+          ? gc.minor
+          : kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR
+            ? gc.major
+            : gc.other;
+      g.n++;
+      g.ms += e.duration;
+      if (e.duration > g.maxMs) g.maxMs = e.duration;
+    }
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const r = (v: number) => Number(v.toFixed(2));
+  process.on('SIGUSR2', () => {
+    const out = {
+      eventLoopDelayMs: {
+        p50: r(eld.percentile(50) / 1e6),
+        p99: r(eld.percentile(99) / 1e6),
+        max: r(eld.max / 1e6),
+      },
+      gc: Object.fromEntries(
+        Object.entries(gc).map(([k, g]) => [k, { n: g.n, totalMs: r(g.ms), maxMs: r(g.maxMs) }]),
+      ),
+      heapUsedMb: r(process.memoryUsage().heapUsed / 2 ** 20),
+    };
+    process.stdout.write(`diag ${JSON.stringify(out)}\n`);
+    eld.reset();
+    for (const g of Object.values(gc)) {
+      g.n = 0;
+      g.ms = 0;
+      g.maxMs = 0;
+    }
+  });
+}
 
 /** The (ip, domain) pairs asked about: 192.0.2.x / 198.51.100.x with a few domains. */
 function question(i: number): { ip: string; domain: string } {
@@ -29,6 +83,7 @@ function question(i: number): { ip: string; domain: string } {
 }
 
 async function serveSiq(): Promise<void> {
+  if (diag) startDiagnostics();
   const { MemorySiqServerStore } = await import('../src/siq/server/store-memory.ts');
   const { SiqServer } = await import('../src/siq/server/server.ts');
   const { defaultSiqServerConfig } = await import('../src/siq/server/config.ts');
@@ -85,13 +140,24 @@ async function serveEcho(): Promise<void> {
   process.on('SIGTERM', () => process.exit(0));
 }
 
-async function startChild(kind: 'siq' | 'echo'): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, '--role', kind], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+async function startChild(
+  kind: 'siq' | 'echo',
+): Promise<{ child: ChildProcess; port: number; phase: () => Promise<unknown> }> {
+  const flags = (process.env.SIQ_BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean);
+  const args = [...flags, new URL(import.meta.url).pathname, '--role', kind, ...(diag ? ['--diag'] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const [line] = (await once(lines, 'line')) as [string];
-  return { child, port: Number(line) };
+  /** with --diag: the child's diagnostics since the last call */
+  const phase = async (): Promise<unknown> => {
+    if (!diag) return undefined;
+    child.kill('SIGUSR2');
+    for (;;) {
+      const [l] = (await once(lines, 'line')) as [string];
+      if (l.startsWith('diag ')) return JSON.parse(l.slice(5));
+    }
+  };
+  return { child, port: Number(line), phase };
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -238,14 +304,19 @@ else {
     }
     s.close();
   }
+  await siq.phase();
   const siqTp = await throughput(siq.port, seconds * 1000);
+  const diagTp = await siq.phase();
   // latency at half the SIQ server's rate, for both (same offered load)
   const rate = Math.round(siqTp.perSec / 2);
   const siqLat = await latency(siq.port, rate, seconds * 1000);
+  const diagHalf = await siq.phase();
   // at half the goal's 30,000/s (the issue's "p99 < 2 ms at half that load")
   const siqGoalHalf = await latency(siq.port, 15_000, seconds * 1000);
+  const diagGoalHalf = await siq.phase();
   // and at a light 2,000/s: the service time without queueing
   const siqLight = await latency(siq.port, 2000, 2000);
+  const diagLight = await siq.phase();
   await stopChild(siq.child);
   const echoLat = await latency(echo.port, rate, seconds * 1000);
   const echoGoalHalf = await latency(echo.port, 15_000, seconds * 1000);
@@ -265,6 +336,9 @@ else {
       echo: { answersPerSec: echoTp.perSec, halfLoad: echoLat, halfGoalLoad: echoGoalHalf, lightLoad: echoLight },
       ratioToEcho: Number((siqTp.perSec / echoTp.perSec).toFixed(2)),
       p99VsEcho: Number((siqLat.p99Ms / echoLat.p99Ms).toFixed(2)),
+      ...(diag
+        ? { diag: { warm: diagTp, halfLoad: diagHalf, halfGoalLoad: diagGoalHalf, lightLoad: diagLight } }
+        : {}),
     })}\n`,
   );
 }

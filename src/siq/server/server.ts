@@ -106,6 +106,52 @@ interface CacheEntry {
   expiresAt: number;
 }
 
+type Reply = { kind: 'reply'; entry: CacheEntry; bytes: Uint8Array; ttl: number; cached: boolean };
+type Drop = { readonly kind: 'drop'; readonly reason: 'unregistered' | 'rate-limited' };
+type Answer = Drop | Reply;
+const DROP_RATE_LIMITED: Drop = Object.freeze({ kind: 'drop', reason: 'rate-limited' });
+const DROP_UNREGISTERED: Drop = Object.freeze({ kind: 'drop', reason: 'unregistered' });
+
+/** The newest `size` query-log lines of one account, oldest first when drained. */
+class LogRing {
+  private readonly at: Float64Array;
+  private readonly ip: string[];
+  private readonly domain: string[];
+  private readonly score: Array<SiqScore | undefined>;
+  private next = 0;
+  count = 0;
+
+  constructor(size: number) {
+    this.at = new Float64Array(size);
+    this.ip = new Array<string>(size).fill('');
+    this.domain = new Array<string>(size).fill('');
+    this.score = new Array<SiqScore | undefined>(size).fill(undefined);
+  }
+
+  push(at: number, ip: string, domain: string, s: SiqScore): void {
+    const i = this.next;
+    this.at[i] = at;
+    this.ip[i] = ip;
+    this.domain[i] = domain;
+    this.score[i] = s;
+    this.next = i + 1 === this.at.length ? 0 : i + 1;
+    if (this.count < this.at.length) this.count++;
+  }
+
+  /** Appends the lines to `out` (oldest first) and empties the ring. */
+  drain(accountId: string, out: SiqQueryLogEntry[]): void {
+    const size = this.at.length;
+    let i = (this.next - this.count + size) % size;
+    for (let n = 0; n < this.count; n++) {
+      const s = this.score[i]!;
+      out.push({ accountId, at: this.at[i]!, ip: this.ip[i]!, domain: this.domain[i]!, score: s.score, text: s.text });
+      i = i + 1 === size ? 0 : i + 1;
+    }
+    this.count = 0;
+    this.next = 0;
+  }
+}
+
 /** Lower case, no trailing dot, the part after the last "@"; null when unusable (non-ASCII, too long). */
 export function serverDomain(qd: string): string | null {
   let d = qd;
@@ -164,7 +210,9 @@ export class SiqServer {
   private readonly accounts = new Map<string, string | null>();
   private readonly profiles = new Map<string, Promise<SiqProfile>>();
   private readonly lists = new Map<string, Promise<LocalLists>>();
-  private logBuffer = new Map<string, SiqQueryLogEntry[]>();
+  /** the query log since the last flush: the newest QUERY_LOG_KEEP per account */
+  private readonly logBuffer = new Map<string, LogRing>();
+  private logPending = 0;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unwatch: () => void;
   private lastChange = -1;
@@ -365,7 +413,7 @@ export class SiqServer {
    */
   async decide(q: SiqQuestion): Promise<SiqDecision> {
     const out = await this.answerBytes(q, 0);
-    if (out.kind === 'drop') return out;
+    if (out.kind === 'drop') return { kind: 'drop', reason: out.reason };
     const e = out.entry;
     const s = e.score;
     return {
@@ -408,33 +456,48 @@ export class SiqServer {
     };
   }
 
-  /** The reply for a question (ID 0, TTL patched to what remains), or a drop. */
-  private async answerBytes(
-    q: SiqQuestion,
-    id: number,
-  ): Promise<
-    | { kind: 'drop'; reason: 'unregistered' | 'rate-limited' }
-    | { kind: 'reply'; entry: CacheEntry; bytes: Uint8Array; ttl: number; cached: boolean }
-  > {
+  /**
+   * The reply for a question (ID 0, TTL patched to what remains), or a drop. Synchronous when the
+   * client's account is known and the answer is cached (the warm path: no promise, no closure);
+   * a promise when the store or the checks must be asked.
+   */
+  private answerBytes(q: SiqQuestion, id: number): Answer | Promise<Answer> {
     this.counters.received++;
     const c = this.current();
     const client = q.client;
     if (!this.buckets.take(client)) {
       this.counters.rateLimited++;
-      if (c.rateLimit.action === 'drop') return { kind: 'drop', reason: 'rate-limited' };
+      if (c.rateLimit.action === 'drop') return DROP_RATE_LIMITED;
       return this.reply(this.special(SIQ_SCORE.TEMPFAIL, 'rate limit', c.replyLayout), id, false);
     }
+    const known = this.accounts.get(client);
+    if (known === undefined) return this.answerNewClient(q, id, c);
+    return this.answerFor(known, q, id, c);
+  }
+
+  /** answerBytes for a client whose account is not remembered: asks the store first. */
+  private async answerNewClient(q: SiqQuestion, id: number, c: SiqServerConfig): Promise<Answer> {
     let accountId: string | null;
     try {
-      accountId = this.accounts.get(client) ?? (await this.accountFor(client));
+      accountId = await this.accountFor(q.client);
     } catch (err) {
       this.counters.errors++;
       this.log?.('error', 'SIQ server: store lookup failed', { error: (err as Error).message });
       return this.reply(this.special(SIQ_SCORE.ERROR, 'server error', c.replyLayout), id, false);
     }
+    return this.answerFor(accountId, q, id, c);
+  }
+
+  /** answerBytes once the account is known: the cached reply at once, else the computation. */
+  private answerFor(
+    accountId: string | null,
+    q: SiqQuestion,
+    id: number,
+    c: SiqServerConfig,
+  ): Answer | Promise<Answer> {
     if (accountId === null) {
       this.counters.unregistered++;
-      return { kind: 'drop', reason: 'unregistered' };
+      return DROP_UNREGISTERED;
     }
     const domain = serverDomain(q.domain);
     if (domain === null) {
@@ -449,6 +512,18 @@ export class SiqServer {
       this.logQuery(accountId, now, q.ip, domain, hit.score);
       return this.reply(hit, id, true, Math.ceil((hit.expiresAt - now) / 1000));
     }
+    return this.answerMiss(accountId, q, id, c, domain, key);
+  }
+
+  /** answerBytes on a cache miss: joins or starts the computation. */
+  private async answerMiss(
+    accountId: string,
+    q: SiqQuestion,
+    id: number,
+    c: SiqServerConfig,
+    domain: string,
+    key: string,
+  ): Promise<Answer> {
     let work = this.inflight.get(key);
     if (work) this.counters.merged++;
     else {
@@ -523,12 +598,7 @@ export class SiqServer {
     return entry;
   }
 
-  private reply(
-    entry: CacheEntry,
-    id: number,
-    cached: boolean,
-    remaining?: number,
-  ): { kind: 'reply'; entry: CacheEntry; bytes: Uint8Array; ttl: number; cached: boolean } {
+  private reply(entry: CacheEntry, id: number, cached: boolean, remaining?: number): Reply {
     this.counters.answered++;
     const ttl = remaining === undefined ? entry.score.ttl : Math.min(entry.score.ttl, remaining);
     const bytes = Buffer.from(entry.bytes);
@@ -543,23 +613,32 @@ export class SiqServer {
 
   // ---- the query log
 
+  /**
+   * Buffers a query-log line. A ring of QUERY_LOG_KEEP slots per account, filled in place: no
+   * object per query (entries would live until the next flush, surviving garbage collections and
+   * costing pauses at high rates); the entries are built at flush time.
+   */
   private logQuery(accountId: string, at: number, ip: string, domain: string, s: SiqScore): void {
     if (!this.settings.queryLog) return;
-    let list = this.logBuffer.get(accountId);
-    if (!list) {
-      list = [];
-      this.logBuffer.set(accountId, list);
+    let ring = this.logBuffer.get(accountId);
+    if (!ring) {
+      ring = new LogRing(QUERY_LOG_KEEP);
+      this.logBuffer.set(accountId, ring);
     }
-    list.push({ accountId, at, ip, domain, score: s.score, text: s.text });
-    if (list.length > QUERY_LOG_KEEP * 2) list.splice(0, list.length - QUERY_LOG_KEEP);
+    ring.push(at, ip, domain, s);
+    this.logPending++;
   }
 
   /** Writes the buffered query log (the newest QUERY_LOG_KEEP per account) to the store. */
   async flushLog(): Promise<void> {
-    if (this.logBuffer.size === 0) return;
+    if (this.logPending === 0) return;
+    this.logPending = 0;
     const batch: SiqQueryLogEntry[] = [];
-    for (const list of this.logBuffer.values()) batch.push(...list.slice(-QUERY_LOG_KEEP));
-    this.logBuffer = new Map();
+    for (const [accountId, ring] of this.logBuffer) {
+      // a ring that stayed empty a whole flush interval is dropped (bounded by active accounts)
+      if (ring.count === 0) this.logBuffer.delete(accountId);
+      else ring.drain(accountId, batch);
+    }
     try {
       await this.store.appendQueryLog(batch);
     } catch (err) {
@@ -638,6 +717,12 @@ export class SiqServer {
    * unregistered, rate-limited with action drop). Never rejects. The UDP listener calls this.
    */
   async handleDatagram(client: string, msg: Uint8Array): Promise<Uint8Array | null> {
+    const out = await this.datagramAnswer(client, msg);
+    return out !== null && out.kind === 'reply' ? out.bytes : null;
+  }
+
+  /** handleDatagram's work; synchronous on the warm path (see answerBytes). null: malformed. */
+  private datagramAnswer(client: string, msg: Uint8Array): Answer | Promise<Answer> | null {
     let query: DecodedQuery;
     try {
       query = decodeQuery(msg);
@@ -648,18 +733,18 @@ export class SiqServer {
         this.log?.('warn', 'SIQ server: query decoder failed', { error: (err as Error).message });
       return null;
     }
-    const out = await this.answerBytes(
-      { client, ip: query.ip, domain: query.domain, type: query.type },
-      query.id,
-    );
-    return out.kind === 'reply' ? out.bytes : null;
+    return this.answerBytes({ client, ip: query.ip, domain: query.domain, type: query.type }, query.id);
   }
 
   private onDatagram(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     const client = rinfo.family === 'IPv4' ? rinfo.address : (normalizeIp(rinfo.address) ?? rinfo.address);
-    void this.handleDatagram(client, msg).then((bytes) => {
-      if (bytes && !this.closed) socket.send(bytes, rinfo.port, rinfo.address);
-    });
+    const out = this.datagramAnswer(client, msg);
+    if (out === null) return;
+    if (out instanceof Promise) {
+      void out.then((a) => {
+        if (a.kind === 'reply' && !this.closed) socket.send(a.bytes, rinfo.port, rinfo.address);
+      });
+    } else if (out.kind === 'reply' && !this.closed) socket.send(out.bytes, rinfo.port, rinfo.address);
   }
 
   /** Stops the timers and watchers, writes the query log; sockets opened by listenUdp are closed. The store is the caller's. */
