@@ -173,10 +173,10 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     const adapter = new MilterAdapter({ ...options, log });
     const queue: Frame[] = [];
     let head = 0;
-    // Everything written in one turn of the event loop (a step's answer, the end of message's
-    // modifications and its final answer, PROGRESS) leaves in one write: corked at the first
-    // frame, uncorked once the turn's work is done (setImmediate runs after it, before any
-    // network answer a later step waits for).
+    // What the session writes in one go (a step's answer; the end of message's modifications and
+    // its final answer) leaves in one write: corked at the first frame, uncorked in a microtask,
+    // once the code that wrote it is done and before anything else runs. Later than that (say
+    // setImmediate) would hold an answer back while the event loop serves other connections.
     let corked = false;
     const uncork = (): void => {
       corked = false;
@@ -188,7 +188,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
         if (!corked) {
           corked = true;
           socket.cork();
-          setImmediate(uncork);
+          queueMicrotask(uncork);
         }
         socket.write(bytes);
       },
