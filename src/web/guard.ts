@@ -73,7 +73,6 @@ export class PreSessionTokens {
   token(req: IncomingMessage, res: ServerResponse): string {
     let nonce = parseCookies(req).get(this.cookieName);
     if (!nonce || !/^[A-Za-z0-9_-]{43}$/.test(nonce)) {
-      nonce = randomToken(32);
       nonce = fresh.get(req);
       if (!nonce) {
         nonce = randomToken(32);
