@@ -13,16 +13,26 @@
  * for the children's node (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`, `--trace-gc`) go in the
  * environment variable SIQ_BENCH_CHILD_FLAGS.
  *
+ * The latency phases send open-loop from bench/tools/udp-load.c (compiled with the system's cc on
+ * first use): it sleeps between sends, so on two cores it leaves one to the server instead of
+ * spinning on it as a Node generator must. `--node-generator` uses the Node one instead (also the
+ * fallback without a C compiler); the JSON's `generator` says which ran.
+ *
  * Prints one JSON line. Goals (issue 5): ≥ 30,000 answers/s warm; p99 < 2 ms at half that load
  * (15,000/s: halfGoalLoad). halfLoad is the harsher half of the rate this server reached.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
 import { encodeQuery, encodeReply } from '../src/siq/codec.ts';
 import { numberArg } from './support/args.ts';
+import { type UdpLoadResult, udpLoadBinary, writePacketFile } from './support/udp-load.ts';
 
 const role = process.argv.includes('--role') ? process.argv[process.argv.indexOf('--role') + 1] : 'main';
 const seconds = numberArg('seconds', 3);
@@ -37,7 +47,11 @@ const diag = process.argv.includes('--diag');
 function startDiagnostics(): void {
   const eld = monitorEventLoopDelay({ resolution: 1 });
   eld.enable();
-  const gc = { minor: { n: 0, ms: 0, maxMs: 0 }, major: { n: 0, ms: 0, maxMs: 0 }, other: { n: 0, ms: 0, maxMs: 0 } };
+  const gc = {
+    minor: { n: 0, ms: 0, maxMs: 0 },
+    major: { n: 0, ms: 0, maxMs: 0 },
+    other: { n: 0, ms: 0, maxMs: 0 },
+  };
   const obs = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as { detail?: { kind?: number } }).detail?.kind;
@@ -225,8 +239,35 @@ async function throughput(
   return { perSec, sent, answered, badScores };
 }
 
-/** Sends at `rate` per second, paced every ms, for `ms`; latency of each answer. */
+const generator = process.argv.includes('--node-generator') ? new Error('--node-generator') : udpLoadBinary();
+let packetFile = '';
+
+/** Open-loop latency at `rate` per second for `ms`, from the C generator or else the Node one. */
 async function latency(
+  port: number,
+  rate: number,
+  ms: number,
+): Promise<Omit<UdpLoadResult, 'sent' | 'generatorCpuMs'> & { generatorCpuMs?: number }> {
+  if (generator instanceof Error) return nodeLatency(port, rate, ms);
+  if (!packetFile) {
+    const dir = mkdtempSync(join(tmpdir(), 'siq-bench-'));
+    packetFile = join(dir, 'queries.bin');
+    writePacketFile(packetFile, packets);
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const { stdout } = await promisify(execFile)(generator, [
+    '127.0.0.1',
+    String(port),
+    String(rate),
+    String(ms / 1000),
+    packetFile,
+  ]);
+  const { sent: _, ...r } = JSON.parse(stdout) as UdpLoadResult;
+  return r;
+}
+
+/** Sends at `rate` per second, paced every ms, for `ms`; latency of each answer. */
+async function nodeLatency(
   port: number,
   rate: number,
   ms: number,
@@ -327,13 +368,19 @@ else {
     `${JSON.stringify({
       bench: 'siq-server',
       node: process.version,
+      generator: generator instanceof Error ? `node (${generator.message})` : 'c',
       pairs,
       window,
       warm: { answersPerSec: siqTp.perSec, badScores: siqTp.badScores, goal: 30_000 },
       halfLoad: siqLat,
       halfGoalLoad: { ...siqGoalHalf, goalP99Ms: 2 },
       lightLoad: siqLight,
-      echo: { answersPerSec: echoTp.perSec, halfLoad: echoLat, halfGoalLoad: echoGoalHalf, lightLoad: echoLight },
+      echo: {
+        answersPerSec: echoTp.perSec,
+        halfLoad: echoLat,
+        halfGoalLoad: echoGoalHalf,
+        lightLoad: echoLight,
+      },
       ratioToEcho: Number((siqTp.perSec / echoTp.perSec).toFixed(2)),
       p99VsEcho: Number((siqLat.p99Ms / echoLat.p99Ms).toFixed(2)),
       ...(diag
