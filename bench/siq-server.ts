@@ -5,7 +5,10 @@
  * that copies the query's ID into a fixed reply and sends it back, nothing else. Printed as a
  * ratio (siq / echo).
  *
- *   node bench/siq-server.ts [--seconds 3] [--window 256] [--pairs 1000] [--diag]
+ *   node bench/siq-server.ts [--seconds 3] [--window 256] [--pairs 1000] [--no-pin] [--diag]
+ *
+ * The issue's "on one core", literally: the server child (and the echo peer) runs on core 1 with
+ * all its threads (taskset -c 1), the generators on core 0; --no-pin lets the kernel place them.
  *
  * --diag (diagnostics only; the measurement is the same): the SIQ server child also records its
  * event-loop delay (perf_hooks.monitorEventLoopDelay, 1 ms resolution) and its GC pauses
@@ -21,12 +24,12 @@
  * Prints one JSON line. Goals (issue 5): ≥ 30,000 answers/s warm; p99 < 2 ms at half that load
  * (15,000/s: halfGoalLoad). halfLoad is the harsher half of the rate this server reached.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -39,6 +42,18 @@ const seconds = numberArg('seconds', 3);
 const window = numberArg('window', 256);
 const pairs = numberArg('pairs', 1000);
 const diag = process.argv.includes('--diag');
+/**
+ * The server (and the echo peer) on core 1, the generators on core 0 (taskset), unless --no-pin,
+ * or the machine has one core, or no taskset.
+ */
+const pin =
+  !process.argv.includes('--no-pin') &&
+  availableParallelism() >= 2 &&
+  spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0;
+if (pin && role === 'main') {
+  // this process (the throughput generator, and the C generator it starts) to core 0
+  spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+}
 
 /**
  * In the server child with --diag: event-loop delay and GC pauses since the last SIGUSR2, written
@@ -159,7 +174,9 @@ async function startChild(
 ): Promise<{ child: ChildProcess; port: number; phase: () => Promise<unknown> }> {
   const flags = (process.env.SIQ_BENCH_CHILD_FLAGS ?? '').split(' ').filter(Boolean);
   const args = [...flags, new URL(import.meta.url).pathname, '--role', kind, ...(diag ? ['--diag'] : [])];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = pin
+    ? spawn('taskset', ['-c', '1', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const [line] = (await once(lines, 'line')) as [string];
   /** with --diag: the child's diagnostics since the last call */
@@ -369,6 +386,7 @@ else {
       bench: 'siq-server',
       node: process.version,
       generator: generator instanceof Error ? `node (${generator.message})` : 'c',
+      pinned: pin,
       pairs,
       window,
       warm: { answersPerSec: siqTp.perSec, badScores: siqTp.badScores, goal: 30_000 },
