@@ -312,14 +312,29 @@ const EVENT_LOOP_PROBE = `data:text/javascript,${encodeURIComponent(
 )}`;
 
 /** The checkid daemon with the event-loop probe, over TCP or a unix socket, pinned or not. */
-async function startCheckid(dns: string, options: { unix?: boolean; pin?: boolean; bin?: string } = {}): Promise<Milter & { child: Child; eventLoopFile: string }> {
+async function startCheckid(
+  dns: string,
+  options: { unix?: boolean; pin?: boolean; bin?: string } = {},
+): Promise<Milter & { child: Child; eventLoopFile: string }> {
   const eventLoopFile = join(work, `event-loop-${++probes}.jsonl`);
   writeFileSync(eventLoopFile, '');
   const env = { ...process.env, BENCH_EVENT_LOOP_FILE: eventLoopFile };
   const listen = options.unix
     ? `unix:${join(socketDir(postfixGid()), 'milter.sock')}`
     : `inet:127.0.0.1:${await freePort()}`;
-  const node = [process.execPath, '--import', EVENT_LOOP_PROBE, options.bin ?? CHECKID_BIN, 'milter', '--listen', listen, '--config', configFile, '--resolver', dns];
+  const node = [
+    process.execPath,
+    '--import',
+    EVENT_LOOP_PROBE,
+    options.bin ?? CHECKID_BIN,
+    'milter',
+    '--listen',
+    listen,
+    '--config',
+    configFile,
+    '--resolver',
+    dns,
+  ];
   // the mail log (stdout, a line per message) goes to a file, as rspamd's log does: a pipe to
   // this script would wake it for every line and bill both processes for it
   const command = [...(options.pin ? ['taskset', '-c', '1'] : []), ...node];
@@ -483,7 +498,11 @@ async function runCase(c: Case, round: number, count: number): Promise<CaseResul
       const lines = () => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean);
       const had = lines().length;
       c.probe.child.process.kill('SIGUSR2');
-      await waitUntil(() => lines().length > had, 5000, () => 'no event-loop report').catch((err) => log(`${c.name}: ${(err as Error).message}`));
+      await waitUntil(
+        () => lines().length > had,
+        5000,
+        () => 'no event-loop report',
+      ).catch((err) => log(`${c.name}: ${(err as Error).message}`));
       const line = lines()[had];
       if (line) eld = JSON.parse(line) as CaseResult['event_loop_delay_ms'];
     }
@@ -567,7 +586,11 @@ async function census(c: Case): Promise<Census | null> {
   try {
     return await withPostfix(recorder.address, async (postfix) => {
       await warmUp(postfix);
-      await waitUntil(() => recorder.connections.every((x) => x.commands.at(-1)?.kind === 'QUIT'), 10_000, () => 'warm-up connections still open');
+      await waitUntil(
+        () => recorder.connections.every((x) => x.commands.at(-1)?.kind === 'QUIT'),
+        10_000,
+        () => 'warm-up connections still open',
+      );
       recorder.clear();
       await smtpSource(postfix.port, CENSUS, 4);
       await waitUntil(
@@ -576,7 +599,8 @@ async function census(c: Case): Promise<Census | null> {
         () => `${recorder.connections.length} of ${CENSUS} milter connections recorded`,
       );
       const conns = recorder.connections;
-      const per = (f: (x: (typeof conns)[number]) => number) => +(conns.reduce((s, x) => s + f(x), 0) / CENSUS).toFixed(2);
+      const per = (f: (x: (typeof conns)[number]) => number) =>
+        +(conns.reduce((s, x) => s + f(x), 0) / CENSUS).toFixed(2);
       const opt = conns[0]!.responses[0] as Extract<MilterResponse, { kind: 'OPTNEG' }>;
       return {
         messages: CENSUS,
@@ -660,7 +684,13 @@ try {
     const name = mode === 'ours' ? 'null' : `null-${mode}`;
     if (!want(name)) continue;
     const port = await freePort();
-    const child = spawnChild(process.execPath, [new URL(import.meta.url).pathname, '--null-milter', String(port), mode, configFile]);
+    const child = spawnChild(process.execPath, [
+      new URL(import.meta.url).pathname,
+      '--null-milter',
+      String(port),
+      mode,
+      configFile,
+    ]);
     await waitForPort(port, 10_000, () => child.exited());
     const m = { address: `inet:127.0.0.1:${port}`, pid: child.process.pid!, stop: () => child.stop(), child };
     started.push(m);
@@ -682,7 +712,11 @@ try {
     try {
       log('rspamd: starting (slow: it compiles its URL suffix list)');
       rspamd = await startRspamd({ dns: dnsRspamd.address });
-      cases.push({ name: 'rspamd', milter: { address: rspamd.address, pid: rspamd.child.process.pid!, stop: () => rspamd!.stop() }, dnsPid: dnsRspamd.pid });
+      cases.push({
+        name: 'rspamd',
+        milter: { address: rspamd.address, pid: rspamd.child.process.pid!, stop: () => rspamd!.stop() },
+        dnsPid: dnsRspamd.pid,
+      });
     } catch (err) {
       rspamdError = (err as Error).message.split('\n')[0]!;
       log(`rspamd: ${(err as Error).message}`);
@@ -743,7 +777,9 @@ try {
 const names = [...new Set(results.map((r) => r.milter))];
 /** a case's best round (the least disturbed by the rest of the machine) */
 const best = (name: string) =>
-  results.filter((r) => r.milter === name).sort((x, y) => y.end_to_end_per_second - x.end_to_end_per_second)[0];
+  results
+    .filter((r) => r.milter === name)
+    .sort((x, y) => y.end_to_end_per_second - x.end_to_end_per_second)[0];
 const ratio = (a: number | undefined, b: number | undefined) =>
   a === undefined || b === undefined || b === 0 ? null : +(a / b).toFixed(2);
 const range = (xs: number[]) => (xs.length ? [Math.min(...xs), Math.max(...xs)] : null);
@@ -767,7 +803,10 @@ const summary = Object.fromEntries(
         postfix_alone_cpu_over_this: ratio(none?.cpu_ms_per_message.lab, b.cpu_ms_per_message.lab),
         postfix_cpu_ms_per_message: b.cpu_ms_per_message.postfix,
         milter_cpu_ms_per_message: b.cpu_ms_per_message.milter,
-        milter_cpu_ms_per_message_range: b.cpu_ms_per_message.milter === null ? null : range(rounds.map((r) => r.cpu_ms_per_message.milter ?? 0)),
+        milter_cpu_ms_per_message_range:
+          b.cpu_ms_per_message.milter === null
+            ? null
+            : range(rounds.map((r) => r.cpu_ms_per_message.milter ?? 0)),
         ...(b.event_loop_delay_ms ? { event_loop_delay_ms: b.event_loop_delay_ms } : {}),
         other_cores: b.other_cores,
       },
@@ -794,17 +833,26 @@ process.stdout.write(
       rspamd: peer ? 'ran' : `not run: ${rspamdError}`,
       soak,
       memory,
-      cost_to_postfix_throughput: Object.fromEntries(names.filter((n) => n !== 'none').map((n) => [n, costOf(best(n))])),
-      extra_lab_cpu_ms_per_message_over_postfix_alone: Object.fromEntries(names.filter((n) => n !== 'none').map((n) => [n, extraCpu(best(n), none)])),
+      cost_to_postfix_throughput: Object.fromEntries(
+        names.filter((n) => n !== 'none').map((n) => [n, costOf(best(n))]),
+      ),
+      extra_lab_cpu_ms_per_message_over_postfix_alone: Object.fromEntries(
+        names.filter((n) => n !== 'none').map((n) => [n, extraCpu(best(n), none)]),
+      ),
       checkid_marginal_over_null: {
         throughput: ratio(checkid?.end_to_end_per_second, nothing?.end_to_end_per_second),
         extra_lab_cpu_ms_per_message: extraCpu(checkid, nothing),
       },
       checkid_vs_rspamd: ratio(checkid?.end_to_end_per_second, peer?.end_to_end_per_second),
-      rspamd_cpu_per_message_over_checkid: ratio(peer?.cpu_ms_per_message.milter ?? undefined, checkid?.cpu_ms_per_message.milter ?? undefined),
+      rspamd_cpu_per_message_over_checkid: ratio(
+        peer?.cpu_ms_per_message.milter ?? undefined,
+        checkid?.cpu_ms_per_message.milter ?? undefined,
+      ),
       goals: {
-        'checkid >= 1.0x rspamd msg/s': peer && checkid ? checkid.end_to_end_per_second >= peer.end_to_end_per_second : null,
-        'checkid costs Postfix <= 20%': checkid && none ? checkid.end_to_end_per_second >= 0.8 * none.end_to_end_per_second : null,
+        'checkid >= 1.0x rspamd msg/s':
+          peer && checkid ? checkid.end_to_end_per_second >= peer.end_to_end_per_second : null,
+        'checkid costs Postfix <= 20%':
+          checkid && none ? checkid.end_to_end_per_second >= 0.8 * none.end_to_end_per_second : null,
         'RSS < 200 MB with 1000 connections': memory ? memory.rss_mb < 200 : null,
         'nothing lost': results.every((r) => r.lost === 0) && (soak === null || soak.lost === 0),
       },

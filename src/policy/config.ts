@@ -14,10 +14,36 @@ import { DEFAULT_SCALE, type ServiceScale } from '../checks/ratings/score.ts';
 import { compileZones, type DnsblZoneConfig } from '../checks/dnsbl/index.ts';
 import { LocalListError, LocalLists } from '../checks/locallist/index.ts';
 import { isFqdn } from '../common/domain.ts';
-import { defaultSiqServerConfig, SIQ_SERVER_SCHEMA, type SiqServerConfig, siqServerConfigFrom, siqServerProblems } from '../siq/server/config.ts';
-import { CACHE_BACKENDS, type CacheBackend, defaultRedisConfig, REDIS_SCHEMA, type RedisConfig, readRedisConfig, redisConfigProblems } from '../redis/config.ts';
-import { defaultSiqReportConfig, SIQ_REPORT_SCHEMA, type SiqReportConfig, siqReportConfigFrom, siqReportProblems } from '../siq/reporter.ts';
-import { DASHBOARD_SCHEMA, type DashboardConfig, dashboardConfigFrom, dashboardConfigProblems, defaultDashboardConfig } from '../dashboard/config.ts';
+import {
+  defaultSiqServerConfig,
+  SIQ_SERVER_SCHEMA,
+  type SiqServerConfig,
+  siqServerConfigFrom,
+  siqServerProblems,
+} from '../siq/server/config.ts';
+import {
+  CACHE_BACKENDS,
+  type CacheBackend,
+  defaultRedisConfig,
+  REDIS_SCHEMA,
+  type RedisConfig,
+  readRedisConfig,
+  redisConfigProblems,
+} from '../redis/config.ts';
+import {
+  defaultSiqReportConfig,
+  SIQ_REPORT_SCHEMA,
+  type SiqReportConfig,
+  siqReportConfigFrom,
+  siqReportProblems,
+} from '../siq/reporter.ts';
+import {
+  DASHBOARD_SCHEMA,
+  type DashboardConfig,
+  dashboardConfigFrom,
+  dashboardConfigProblems,
+  defaultDashboardConfig,
+} from '../dashboard/config.ts';
 
 export type HeaderKind = 'authentication-results' | 'authent';
 export type { DnsblZoneConfig };
@@ -49,7 +75,9 @@ export interface Config {
     attempts: number;
     maxInFlight: number;
     /** backend redis: a shared second level under the memory cache (docs/redis.md) */
-    cache: false | { minTtl: number; maxTtl: number; negativeMaxTtl: number; maxEntries: number; backend: CacheBackend };
+    cache:
+      | false
+      | { minTtl: number; maxTtl: number; negativeMaxTtl: number; maxEntries: number; backend: CacheBackend };
   };
   prescreen: {
     dnsbl: Array<DnsblZoneConfig & { weight: number; type: 'ip' | 'domain' }>;
@@ -126,13 +154,21 @@ export interface Config {
   dashboard: DashboardConfig;
 }
 
-const SERVER = /^(?:\[[0-9A-Fa-f:.%a-z]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
+const SERVER =
+  /^(?:\[[0-9A-Fa-f:.%a-z]+\](?::\d{1,5})?|[0-9.]+(?::\d{1,5})?|[0-9A-Fa-f:]+|[A-Za-z0-9.-]+(?::\d{1,5})?)$/;
 
-const str = (extra: Omit<Extract<Schema, { type: 'string' }>, 'type'> = {}): Schema => ({ type: 'string', ...extra });
+const str = (extra: Omit<Extract<Schema, { type: 'string' }>, 'type'> = {}): Schema => ({
+  type: 'string',
+  ...extra,
+});
 const num = (min?: number, max?: number, integer = false): Schema => ({ type: 'number', min, max, integer });
 const bool: Schema = { type: 'boolean' };
 const list = (items: Schema): Schema => ({ type: 'array', items });
-const obj = (props: Record<string, Schema>, required: string[] = []): Schema => ({ type: 'object', props, required });
+const obj = (props: Record<string, Schema>, required: string[] = []): Schema => ({
+  type: 'object',
+  props,
+  required,
+});
 
 const thresholds: Schema = {
   type: 'nullable',
@@ -144,7 +180,10 @@ const scale: Schema = obj({
 });
 
 export const CONFIG_SCHEMA: Schema = obj({
-  authserv_id: str({ pattern: /^[^\s;()"\\]+$/, description: 'a host name with no spaces, ";", quotes or parentheses' }),
+  authserv_id: str({
+    pattern: /^[^\s;()"\\]+$/,
+    description: 'a host name with no spaces, ";", quotes or parentheses',
+  }),
   headers: list(str({ enum: ['authentication-results', 'authent'] })),
   state_dir: str(),
   on_error: str({ enum: ['tempfail', 'accept'] }),
@@ -174,7 +213,10 @@ export const CONFIG_SCHEMA: Schema = obj({
       obj(
         {
           zone: str({ valid: isFqdn, description: 'a DNS zone name' }),
-          filter: str({ pattern: /^[0-9.;[\]-]+$/, description: 'a postscreen-style address pattern like 127.0.0.[2..11]' }),
+          filter: str({
+            pattern: /^[0-9.;[\]-]+$/,
+            description: 'a postscreen-style address pattern like 127.0.0.[2..11]',
+          }),
           weight: num(-1000, 1000, true),
           type: str({ enum: ['ip', 'domain'] }),
           txt: bool,
@@ -207,25 +249,48 @@ export const CONFIG_SCHEMA: Schema = obj({
   }),
   filter: obj({ subject_tag: str() }),
   dkim: obj({ enabled: bool, max_signatures: num(0, 50, true), min_rsa_bits: num(512, 16384, true) }),
-  dmarc: obj({ enabled: bool, reject_on_policy: bool, exempt: list(str({ valid: isFqdn, description: 'a domain name' })) }),
+  dmarc: obj({
+    enabled: bool,
+    reject_on_policy: bool,
+    exempt: list(str({ valid: isFqdn, description: 'a domain name' })),
+  }),
   arc: obj({ enabled: bool, trusted_sealers: list(str({ valid: isFqdn, description: 'a domain name' })) }),
   siq: obj({
-    servers: list(str({ pattern: /^(\[[0-9A-Fa-f:.]+\]|[^\s:]+|[0-9A-Fa-f:]+)(:\d{1,5})?$/, description: 'HOST, HOST:PORT or [IPv6]:PORT' })),
+    servers: list(
+      str({
+        pattern: /^(\[[0-9A-Fa-f:.]+\]|[^\s:]+|[0-9A-Fa-f:]+)(:\d{1,5})?$/,
+        description: 'HOST, HOST:PORT or [IPv6]:PORT',
+      }),
+    ),
     timeout_ms: num(50, 60_000, true),
     attempts: num(1, 10, true),
     query_null_sender: bool,
     follow_redirects: bool,
     service: str({ pattern: /^[A-Za-z][A-Za-z0-9]{0,12}$/, description: 'a service code like SIQ' }),
     sub_scores: bool,
-    cache: obj({ max_entries: num(0, 10_000_000, true), default_ttl: num(0, 604_800, true), min_ttl: num(0, 604_800, true), max_ttl: num(0, 604_800, true), backend: str({ enum: CACHE_BACKENDS }) }),
+    cache: obj({
+      max_entries: num(0, 10_000_000, true),
+      default_ttl: num(0, 604_800, true),
+      min_ttl: num(0, 604_800, true),
+      max_ttl: num(0, 604_800, true),
+      backend: str({ enum: CACHE_BACKENDS }),
+    }),
     tag_score: num(-1, 100, true),
     reject_score: num(-1, 100, true),
     subject_tag: str(),
     tempfail_on_tempfail: bool,
-    report_header: str({ pattern: /^$|^[A-Za-z][A-Za-z0-9-]*$/, description: 'a header name, or empty for none' }),
+    report_header: str({
+      pattern: /^$|^[A-Za-z][A-Za-z0-9-]*$/,
+      description: 'a header name, or empty for none',
+    }),
     report: SIQ_REPORT_SCHEMA,
   }),
-  milter: obj({ listen: str({ pattern: /^$|^(inet6?:|unix:|local:)/, description: "'' (off), inet:HOST:PORT, inet6:[HOST]:PORT or unix:/path" }) }),
+  milter: obj({
+    listen: str({
+      pattern: /^$|^(inet6?:|unix:|local:)/,
+      description: "'' (off), inet:HOST:PORT, inet6:[HOST]:PORT or unix:/path",
+    }),
+  }),
   http: obj({ listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }) }),
   smtp: obj({
     listen: str({ pattern: /^$|^\S+:\d{1,5}$/, description: "'' (off) or HOST:PORT" }),
@@ -239,8 +304,18 @@ export const CONFIG_SCHEMA: Schema = obj({
     tls_key: str(),
     relay_starttls: bool,
   }),
-  policy: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
-  readsocket: obj({ listen: str({ pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//, description: "'' (off), inet:HOST:PORT or unix:/path" }) }),
+  policy: obj({
+    listen: str({
+      pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//,
+      description: "'' (off), inet:HOST:PORT or unix:/path",
+    }),
+  }),
+  readsocket: obj({
+    listen: str({
+      pattern: /^$|^(?:inet6?:)?\S+:\d{1,5}$|^(?:unix|local):\//,
+      description: "'' (off), inet:HOST:PORT or unix:/path",
+    }),
+  }),
   siq_server: SIQ_SERVER_SCHEMA,
   hook: str(),
   redis: REDIS_SCHEMA,
@@ -345,7 +420,8 @@ function thresholdsOf(v: unknown): Thresholds | null {
 function scaleOf(v: Raw | undefined, fallback: ServiceScale): ServiceScale {
   if (!v) return fallback;
   const grades: Record<string, number> = {};
-  for (const [g, n] of Object.entries((v.grades as Raw | undefined) ?? fallback.grades)) grades[g.toUpperCase()] = n as number;
+  for (const [g, n] of Object.entries((v.grades as Raw | undefined) ?? fallback.grades))
+    grades[g.toUpperCase()] = n as number;
   return { grades, weight: typeof v.weight === 'number' ? v.weight : fallback.weight };
 }
 
@@ -416,11 +492,13 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof id.use_helo === 'boolean') c.identity.useHelo = id.use_helo;
 
   const rt = sub('ratings');
-  if (Array.isArray(rt.registries)) c.ratings.registries = (rt.registries as Raw[]).map((x) => ({ zone: String(x.zone) }));
+  if (Array.isArray(rt.registries))
+    c.ratings.registries = (rt.registries as Raw[]).map((x) => ({ zone: String(x.zone) }));
   if (typeof rt.trust_unlisted === 'boolean') c.ratings.trustUnlisted = rt.trust_unlisted;
   c.ratings.defaultScale = scaleOf(rt.default_scale as Raw | undefined, c.ratings.defaultScale);
   if (rt.services) {
-    for (const [name, sc] of Object.entries(rt.services as Raw)) c.ratings.services[name] = scaleOf(sc as Raw, c.ratings.defaultScale);
+    for (const [name, sc] of Object.entries(rt.services as Raw))
+      c.ratings.services[name] = scaleOf(sc as Raw, c.ratings.defaultScale);
   }
   if ('accept' in rt) c.ratings.accept = thresholdsOf(rt.accept);
   if ('reject' in rt) c.ratings.reject = thresholdsOf(rt.reject);
@@ -462,7 +540,8 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (Array.isArray(dm.exempt)) c.dmarc.exempt = (dm.exempt as string[]).map((d) => d.toLowerCase());
   const ac = sub('arc');
   if (typeof ac.enabled === 'boolean') c.arc.enabled = ac.enabled;
-  if (Array.isArray(ac.trusted_sealers)) c.arc.trustedSealers = (ac.trusted_sealers as string[]).map((d) => d.toLowerCase());
+  if (Array.isArray(ac.trusted_sealers))
+    c.arc.trustedSealers = (ac.trusted_sealers as string[]).map((d) => d.toLowerCase());
   const sq = sub('siq');
   if (Array.isArray(sq.servers)) c.siq.servers = sq.servers as string[];
   if (typeof sq.timeout_ms === 'number') c.siq.timeoutMs = sq.timeout_ms;
@@ -472,7 +551,12 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
   if (typeof sq.service === 'string') c.siq.service = sq.service;
   if (typeof sq.sub_scores === 'boolean') c.siq.subScores = sq.sub_scores;
   const sc = (sq.cache ?? {}) as Raw;
-  for (const [key, field] of [['max_entries', 'maxEntries'], ['default_ttl', 'defaultTtl'], ['min_ttl', 'minTtl'], ['max_ttl', 'maxTtl']] as const) {
+  for (const [key, field] of [
+    ['max_entries', 'maxEntries'],
+    ['default_ttl', 'defaultTtl'],
+    ['min_ttl', 'minTtl'],
+    ['max_ttl', 'maxTtl'],
+  ] as const) {
     if (typeof sc[key] === 'number') c.siq.cache[field] = sc[key];
   }
   if (typeof sc.backend === 'string') c.siq.cache.backend = sc.backend as CacheBackend;
@@ -491,7 +575,11 @@ export function configFromObject(raw: Raw, source = '', baseDir = process.cwd())
 }
 
 /** Where a key path sits in the YAML source, as "line L, column C" (1-based). */
-function locate(doc: ReturnType<typeof parseDocument>, lc: LineCounter, path: Array<string | number>): string {
+function locate(
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+  path: Array<string | number>,
+): string {
   let node: unknown = doc.contents;
   let pos: [number, number] | undefined;
   for (const key of path) {
@@ -540,10 +628,12 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
   };
   visit(doc, {
     Pair(_, pair) {
-      if (pair.key !== null && !isScalar(pair.key)) structural.push(`${at(pair.key as YamlNode)}: a key must be a plain name, not a list or mapping`);
+      if (pair.key !== null && !isScalar(pair.key))
+        structural.push(`${at(pair.key as YamlNode)}: a key must be a plain name, not a list or mapping`);
     },
     Alias(_, node) {
-      if (!node.resolve(doc)) structural.push(`${at(node)}: the alias *${node.source} names no anchor defined before it`);
+      if (!node.resolve(doc))
+        structural.push(`${at(node)}: the alias *${node.source} names no anchor defined before it`);
     },
   });
   if (structural.length > 0) throw new ConfigError(structural);
@@ -555,10 +645,13 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
   }
   const errors: SchemaError[] = validate(raw, CONFIG_SCHEMA);
   if (errors.length > 0) {
-    throw new ConfigError(errors.map((e) => `${source}: ${locate(doc, lc, e.path)}: ${keyPath(e.path)} ${e.message}`));
+    throw new ConfigError(
+      errors.map((e) => `${source}: ${locate(doc, lc, e.path)}: ${keyPath(e.path)} ${e.message}`),
+    );
   }
   const config = configFromObject(raw as Raw, source, baseDir);
-  const located = (path: Array<string | number>, message: string) => `${source}: ${locate(doc, lc, path)}: ${keyPath(path)} ${message}`;
+  const located = (path: Array<string | number>, message: string) =>
+    `${source}: ${locate(doc, lc, path)}: ${keyPath(path)} ${message}`;
   const problems: string[] = [];
   try {
     new LocalLists({ allow: config.prescreen.allow, block: config.prescreen.block });
@@ -575,13 +668,18 @@ export function parseConfig(text: string, source = '<config>', baseDir = process
     }
   });
   for (const problem of redisConfigProblems(config)) problems.push(located(problem.path, problem.message));
-  for (const problem of dashboardConfigProblems(config.dashboard, config.redis.url)) problems.push(located(problem.path, problem.message));
-  for (const p of siqReportProblems(config.siq.report)) problems.push(located(['siq', 'report', ...p.path], p.message));
-  for (const p of siqServerProblems((raw as Raw).siq_server, config.redis.url)) problems.push(located(['siq_server', ...p.path], p.message));
+  for (const problem of dashboardConfigProblems(config.dashboard, config.redis.url))
+    problems.push(located(problem.path, problem.message));
+  for (const p of siqReportProblems(config.siq.report))
+    problems.push(located(['siq', 'report', ...p.path], p.message));
+  for (const p of siqServerProblems((raw as Raw).siq_server, config.redis.url))
+    problems.push(located(['siq_server', ...p.path], p.message));
   if (problems.length > 0) throw new ConfigError(problems);
   const c = config.resolver.cache;
   if (c && c.minTtl > c.maxTtl) {
-    throw new ConfigError([`${source}: ${locate(doc, lc, ['resolver', 'cache'])}: resolver.cache min_ttl is above max_ttl`]);
+    throw new ConfigError([
+      `${source}: ${locate(doc, lc, ['resolver', 'cache'])}: resolver.cache min_ttl is above max_ttl`,
+    ]);
   }
   return config;
 }
@@ -593,7 +691,9 @@ export function loadConfigFile(path: string): Config {
   try {
     text = readFileSync(abs, 'utf8');
   } catch (err) {
-    throw new ConfigError([`${abs}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+    throw new ConfigError([
+      `${abs}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    ]);
   }
   return parseConfig(text, abs, dirname(abs));
 }

@@ -19,7 +19,11 @@ import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
 import { FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
 import { type RunningMilter, startCheckidMilter } from '../support/lab/checkid.ts';
 import { labSkip, waitUntil } from '../support/lab/lab.ts';
-import { type MilterRecorder, type RecordedConnection, startMilterRecorder } from '../support/lab/milter-recorder.ts';
+import {
+  type MilterRecorder,
+  type RecordedConnection,
+  startMilterRecorder,
+} from '../support/lab/milter-recorder.ts';
 import type { MtaName, RunningMta } from '../support/lab/mta.ts';
 import { startPostfix } from '../support/lab/postfix.ts';
 import { startSendmail } from '../support/lab/sendmail.ts';
@@ -84,7 +88,11 @@ describe('milter negotiation derived from the policy, through real MTAs', {
     sink = await startSink();
     // the MTAs are pointed at the recorder once; each test puts its own checkid behind it
     recorder = await startMilterRecorder('inet:127.0.0.1:9');
-    const options = { sinkPort: sink.port, milter: recorder.address, milterDefaultAction: 'tempfail' as const };
+    const options = {
+      sinkPort: sink.port,
+      milter: recorder.address,
+      milterDefaultAction: 'tempfail' as const,
+    };
     [mtas.postfix, mtas.sendmail] = await Promise.all([startPostfix(options), startSendmail(options)]);
   });
   after(async () => {
@@ -136,24 +144,44 @@ describe('milter negotiation derived from the policy, through real MTAs', {
         await use(labConfig());
         const raw = await signed(`dkim ${mta}`);
         const client = await connect(mta);
-        const r = await transaction(client, { from: 'pass@pass.lab.example', to: ['rcpt@dest.example'], message: raw });
+        const r = await transaction(client, {
+          from: 'pass@pass.lab.example',
+          to: ['rcpt@dest.example'],
+          message: raw,
+        });
         await client.quit();
         assert.equal(r.final.code, 250, r.final.raw.join('\n'));
         const [c] = await finished(1);
         const flags = optneg(c!).protocol;
-        for (const [name, flag] of Object.entries({ NR_CONN: SMFIP.NR_CONN, NR_HELO: SMFIP.NR_HELO, NR_RCPT: SMFIP.NR_RCPT, NR_HDR: SMFIP.NR_HDR, NR_EOH: SMFIP.NR_EOH, NR_BODY: SMFIP.NR_BODY, NODATA: SMFIP.NODATA, NOUNKNOWN: SMFIP.NOUNKNOWN }))
+        for (const [name, flag] of Object.entries({
+          NR_CONN: SMFIP.NR_CONN,
+          NR_HELO: SMFIP.NR_HELO,
+          NR_RCPT: SMFIP.NR_RCPT,
+          NR_HDR: SMFIP.NR_HDR,
+          NR_EOH: SMFIP.NR_EOH,
+          NR_BODY: SMFIP.NR_BODY,
+          NODATA: SMFIP.NODATA,
+          NOUNKNOWN: SMFIP.NOUNKNOWN,
+        }))
           assert.ok(has(flags, flag), `${name} negotiated`);
-        for (const [name, flag] of Object.entries({ NR_MAIL: SMFIP.NR_MAIL, NOBODY: SMFIP.NOBODY, NOEOH: SMFIP.NOEOH, NOHDRS: SMFIP.NOHDRS }))
+        for (const [name, flag] of Object.entries({
+          NR_MAIL: SMFIP.NR_MAIL,
+          NOBODY: SMFIP.NOBODY,
+          NOEOH: SMFIP.NOEOH,
+          NOHDRS: SMFIP.NOHDRS,
+        }))
           assert.ok(!has(flags, flag), `${name} not negotiated`);
         // every step the policy needs arrived, DATA not
         const sent = steps(c!);
-        for (const k of ['CONNECT', 'HELO', 'MAIL', 'RCPT', 'HEADER', 'EOH', 'BODY', 'BODYEOB']) assert.ok(sent.includes(k), `${mta} sent ${k}`);
+        for (const k of ['CONNECT', 'HELO', 'MAIL', 'RCPT', 'HEADER', 'EOH', 'BODY', 'BODYEOB'])
+          assert.ok(sent.includes(k), `${mta} sent ${k}`);
         assert.ok(!sent.includes('DATA'));
         // answers only to OPTNEG, MAIL and the end of the message, each burst in one write
-        assert.deepEqual(
-          c!.responseBursts.map(kinds),
-          [['OPTNEG'], ['CONTINUE'], ['INSHEADER', 'INSHEADER', 'ACCEPT']],
-        );
+        assert.deepEqual(c!.responseBursts.map(kinds), [
+          ['OPTNEG'],
+          ['CONTINUE'],
+          ['INSHEADER', 'INSHEADER', 'ACCEPT'],
+        ]);
         // the header fields and the body reached the engine byte for byte
         const got = await sink.find(`X-Lab-Case: dkim ${mta}`);
         const ar = got.headers.find(([n]) => n === 'Authentication-Results')![1];
@@ -168,11 +196,19 @@ describe('milter negotiation derived from the policy, through real MTAs', {
         await use(labConfig((c) => (c.prescreen = { ...(c.prescreen as object), block: ['127.0.0.1'] })));
         const client = await connect(mta);
         try {
-          const r = await transaction(client, { from: 'pass@pass.lab.example', to: ['rcpt@dest.example'], message: message({}) });
+          const r = await transaction(client, {
+            from: 'pass@pass.lab.example',
+            to: ['rcpt@dest.example'],
+            message: message({}),
+          });
           // the same line from both MTAs (Sendmail puts the address before 550 texts, not 554)
           assert.deepEqual(r.mail.raw, ['554 5.7.1 Client host [127.0.0.1] blocked by local policy']);
           // and every further MAIL of the session
-          const again = await transaction(client, { from: 'other@pass.lab.example', to: ['rcpt@dest.example'], message: message({}) });
+          const again = await transaction(client, {
+            from: 'other@pass.lab.example',
+            to: ['rcpt@dest.example'],
+            message: message({}),
+          });
           assert.equal(again.mail.code, 554);
         } finally {
           await client.quit();
@@ -189,9 +225,17 @@ describe('milter negotiation derived from the policy, through real MTAs', {
     'postfix, DKIM and ARC off: no body and no end of headers are sent; the header fields still are',
     withLogs('postfix', async () => {
       await use(labConfig((c) => Object.assign(c, { dkim: { enabled: false }, arc: { enabled: false } })));
-      const raw = message({ subject: 'no body', from: 'pass@pass.lab.example', headers: ['X-Lab-Case: nobody', 'Authentication-Results: mx.lab.example; spf=pass (forged)'] });
+      const raw = message({
+        subject: 'no body',
+        from: 'pass@pass.lab.example',
+        headers: ['X-Lab-Case: nobody', 'Authentication-Results: mx.lab.example; spf=pass (forged)'],
+      });
       const client = await connect('postfix');
-      const r = await transaction(client, { from: 'pass@pass.lab.example', to: ['rcpt@dest.example'], message: raw });
+      const r = await transaction(client, {
+        from: 'pass@pass.lab.example',
+        to: ['rcpt@dest.example'],
+        message: raw,
+      });
       await client.quit();
       assert.equal(r.final.code, 250, r.final.raw.join('\n'));
       const [c] = await finished(1);
@@ -200,7 +244,11 @@ describe('milter negotiation derived from the policy, through real MTAs', {
       const sent = steps(c!);
       assert.ok(!sent.includes('BODY') && !sent.includes('EOH'), sent.join(' '));
       assert.ok(sent.includes('HEADER'));
-      assert.deepEqual(c!.responseBursts.map(kinds), [['OPTNEG'], ['CONTINUE'], ['CHGHEADER', 'INSHEADER', 'INSHEADER', 'ACCEPT']]);
+      assert.deepEqual(c!.responseBursts.map(kinds), [
+        ['OPTNEG'],
+        ['CONTINUE'],
+        ['CHGHEADER', 'INSHEADER', 'INSHEADER', 'ACCEPT'],
+      ]);
       const got = await sink.find('X-Lab-Case: nobody');
       const ours = got.headers.filter(([n]) => n === 'Authentication-Results');
       assert.equal(ours.length, 1, 'the forged Authentication-Results is gone');
@@ -213,7 +261,10 @@ describe('milter negotiation derived from the policy, through real MTAs', {
     withLogs('postfix', async () => {
       await use(
         labConfig((c) => {
-          c.ratings = { ...(c.ratings as object), recipients: [{ match: ['strict@example.org'], accept: null, reject: { max: 9 } }] };
+          c.ratings = {
+            ...(c.ratings as object),
+            recipients: [{ match: ['strict@example.org'], accept: null, reject: { max: 9 } }],
+          };
         }),
       );
       const client = await connect('postfix');
@@ -226,7 +277,9 @@ describe('milter negotiation derived from the policy, through real MTAs', {
           to: ['strict@example.org', 'normal@example.org'],
           message: message({ headers: ['X-Lab-Case: per-recipient'] }),
         });
-        assert.deepEqual(r.rcpt[0]!.raw, ["550 5.7.1 Recipient won't accept mail from 'example.com' based on its current reputation"]);
+        assert.deepEqual(r.rcpt[0]!.raw, [
+          "550 5.7.1 Recipient won't accept mail from 'example.com' based on its current reputation",
+        ]);
         assert.equal(r.rcpt[1]!.code, 250);
         assert.equal(r.final.code, 250, r.final.raw.join('\n'));
       } finally {
@@ -238,10 +291,13 @@ describe('milter negotiation derived from the policy, through real MTAs', {
       const conns = await finished(2);
       const c = conns.find((x) => x.commands.some((k) => k.kind === 'CONNECT' && k.address === '192.0.2.1'))!;
       assert.ok(!has(optneg(c).protocol, SMFIP.NR_RCPT));
-      assert.deepEqual(
-        c.responseBursts.map(kinds),
-        [['OPTNEG'], ['CONTINUE'], ['REPLYCODE'], ['CONTINUE'], ['INSHEADER', 'INSHEADER', 'ACCEPT']],
-      );
+      assert.deepEqual(c.responseBursts.map(kinds), [
+        ['OPTNEG'],
+        ['CONTINUE'],
+        ['REPLYCODE'],
+        ['CONTINUE'],
+        ['INSHEADER', 'INSHEADER', 'ACCEPT'],
+      ]);
     }),
   );
 
@@ -252,15 +308,30 @@ describe('milter negotiation derived from the policy, through real MTAs', {
       await use(config);
       const send = async (subject: string) => {
         const client = await connect('postfix');
-        const r = await transaction(client, { from: 'pass@pass.lab.example', to: ['rcpt@dest.example'], message: await signed(subject) });
+        const r = await transaction(client, {
+          from: 'pass@pass.lab.example',
+          to: ['rcpt@dest.example'],
+          message: await signed(subject),
+        });
         await client.quit();
         assert.equal(r.final.code, 250, r.final.raw.join('\n'));
         return sink.find(`X-Lab-Case: ${subject}`);
       };
       await send('before reload');
-      writeFileSync(config, stringify({ ...(parse(readFileSync(config, 'utf8')) as object), dkim: { enabled: false }, arc: { enabled: false } }));
+      writeFileSync(
+        config,
+        stringify({
+          ...(parse(readFileSync(config, 'utf8')) as object),
+          dkim: { enabled: false },
+          arc: { enabled: false },
+        }),
+      );
       milter!.child.process.kill('SIGHUP');
-      await waitUntil(() => /policy reloaded/.test(milter!.output()), 10_000, () => 'no "policy reloaded" in the log');
+      await waitUntil(
+        () => /policy reloaded/.test(milter!.output()),
+        10_000,
+        () => 'no "policy reloaded" in the log',
+      );
       const after = await send('after reload');
       const [first, second] = await finished(2);
       assert.ok(steps(first!).includes('BODY'));

@@ -22,7 +22,10 @@ test('the keys the issue names exist and are read', () => {
 test('errors name the file, the line and the key', () => {
   const p = configProblems('authserv_id: mx.example.org\nratings:\n  registries:\n    - zone: 42\n');
   assert.equal(p.length, 1);
-  assert.equal(p[0], '/etc/checkid/checkid.yaml: line 4, column 7: ratings.registries[0].zone must be a string, not number 42');
+  assert.equal(
+    p[0],
+    '/etc/checkid/checkid.yaml: line 4, column 7: ratings.registries[0].zone must be a string, not number 42',
+  );
 });
 
 test('an unknown key is named, with a suggestion', () => {
@@ -49,7 +52,9 @@ test('duplicate keys are an error, not a silent override', () => {
 });
 
 test('resolver cache false and thresholds null are accepted', () => {
-  const c = parseConfig('resolver:\n  servers: ["127.0.0.1:5353", "[::1]:53"]\n  cache: false\nratings:\n  accept: null\n');
+  const c = parseConfig(
+    'resolver:\n  servers: ["127.0.0.1:5353", "[::1]:53"]\n  cache: false\nratings:\n  accept: null\n',
+  );
   assert.equal(c.resolver.cache, false);
   assert.deepEqual(c.resolver.servers, ['127.0.0.1:5353', '[::1]:53']);
   assert.equal(c.ratings.accept, null);
@@ -71,9 +76,14 @@ test('the sample in docs/configuration.md loads as documented', () => {
 });
 
 test('bad list entries and zone filters are reported with their line and key', () => {
-  const p = configProblems('prescreen:\n  block:\n    - 192.0.2.0/24\n    - 300.1.2.3\n  dnsbl:\n    - zone: bl.example\n      filter: "127.0.0.[9..2]"\n');
+  const p = configProblems(
+    'prescreen:\n  block:\n    - 192.0.2.0/24\n    - 300.1.2.3\n  dnsbl:\n    - zone: bl.example\n      filter: "127.0.0.[9..2]"\n',
+  );
   assert.equal(p.length, 2);
-  assert.match(p[0]!, /^\/etc\/checkid\/checkid\.yaml: line 4, column 7: prescreen\.block\[1\] local block list entry "300\.1\.2\.3"/);
+  assert.match(
+    p[0]!,
+    /^\/etc\/checkid\/checkid\.yaml: line 4, column 7: prescreen\.block\[1\] local block list entry "300\.1\.2\.3"/,
+  );
   assert.match(p[1]!, /^\/etc\/checkid\/checkid\.yaml: line 6, column 7: prescreen\.dnsbl\[0\] /);
 });
 

@@ -117,8 +117,18 @@ export function policyNeeds(config: Config, hook = false): PolicyNeeds {
  * policy can decide per recipient; MAIL and the end of the message always answered. HDR_LEADSPC
  * for the exact header bytes; SKIP for an MTA that would still want body replies.
  */
-export function milterWants(options: Pick<MilterAdapterOptions, 'quarantine' | 'earlyReplies'> = {}, needs: PolicyNeeds = { rcptReply: true, body: true }): FilterWants {
-  let protocol = SMFIP.NODATA | SMFIP.NOUNKNOWN | SMFIP.NR_HDR | SMFIP.NR_DATA | SMFIP.NR_UNKN | SMFIP.HDR_LEADSPC | SMFIP.SKIP;
+export function milterWants(
+  options: Pick<MilterAdapterOptions, 'quarantine' | 'earlyReplies'> = {},
+  needs: PolicyNeeds = { rcptReply: true, body: true },
+): FilterWants {
+  let protocol =
+    SMFIP.NODATA |
+    SMFIP.NOUNKNOWN |
+    SMFIP.NR_HDR |
+    SMFIP.NR_DATA |
+    SMFIP.NR_UNKN |
+    SMFIP.HDR_LEADSPC |
+    SMFIP.SKIP;
   if (!options.earlyReplies) protocol |= SMFIP.NR_CONN | SMFIP.NR_HELO;
   if (!needs.rcptReply) protocol |= SMFIP.NR_RCPT;
   protocol |= needs.body ? SMFIP.NR_EOH | SMFIP.NR_BODY : SMFIP.NOEOH | SMFIP.NOBODY;
@@ -177,7 +187,10 @@ function stripAngles(address: string | undefined): string {
  * addresses), else the {client_addr} macro; null for a client without one (a local socket).
  */
 export function clientAddress(info: ConnectInfo, macro: (name: string) => string | undefined): string | null {
-  const candidates = [info.family === 'inet' || info.family === 'inet6' ? info.address : undefined, macro('{client_addr}')];
+  const candidates = [
+    info.family === 'inet' || info.family === 'inet6' ? info.address : undefined,
+    macro('{client_addr}'),
+  ];
   for (const c of candidates) {
     if (!c) continue;
     const ip = c
@@ -268,13 +281,19 @@ export class MilterAdapter implements MilterHandler {
       if (err instanceof SessionError) throw err;
       this.failed = true;
       const timedOut = err instanceof StageTimeoutError;
-      this.log('error', timedOut ? 'milter: a stage timed out; answering with on_error' : 'milter: the engine failed; answering with on_error', {
-        stage,
-        ip: this.ip,
-        on_error: this.config().onError,
-        error: (err as Error)?.message ?? String(err),
-        ...(timedOut ? {} : { stack: (err as Error)?.stack }),
-      });
+      this.log(
+        'error',
+        timedOut
+          ? 'milter: a stage timed out; answering with on_error'
+          : 'milter: the engine failed; answering with on_error',
+        {
+          stage,
+          ip: this.ip,
+          on_error: this.config().onError,
+          error: (err as Error)?.message ?? String(err),
+          ...(timedOut ? {} : { stack: (err as Error)?.stack }),
+        },
+      );
       return null;
     } finally {
       clearTimeout(timer);
@@ -308,7 +327,10 @@ export class MilterAdapter implements MilterHandler {
     const ip = clientAddress(info, (n) => ctx.macro(n));
     if (!ip) {
       // a local client (unix socket, or no address at all): nothing to authenticate
-      this.log('info', 'milter: client without an IP address accepted unchecked', { hostname: info.hostname, family: info.family });
+      this.log('info', 'milter: client without an IP address accepted unchecked', {
+        hostname: info.hostname,
+        family: info.family,
+      });
       return ACCEPT;
     }
     this.ip = ip;
@@ -326,7 +348,10 @@ export class MilterAdapter implements MilterHandler {
           : new Session({ ...this.engine.context, policy: { current: () => policy } }, ip, options);
     } catch (err) {
       this.failed = true;
-      this.log('error', 'milter: cannot start an engine session; answering with on_error', { ip, error: (err as Error).message });
+      this.log('error', 'milter: cannot start an engine session; answering with on_error', {
+        ip,
+        error: (err as Error).message,
+      });
       return this.fallback();
     }
     this.session = session;
@@ -342,7 +367,8 @@ export class MilterAdapter implements MilterHandler {
     const session = this.session;
     if (this.failed) return this.fallback();
     if (!session) return CONTINUE;
-    if (this.connectionVerdict) return refuses(this.connectionVerdict) ? actionOf(this.connectionVerdict) : CONTINUE;
+    if (this.connectionVerdict)
+      return refuses(this.connectionVerdict) ? actionOf(this.connectionVerdict) : CONTINUE;
     this.heloVerdict = null;
     this.heloRefusal = null;
     let v: Verdict | null;
@@ -394,7 +420,8 @@ export class MilterAdapter implements MilterHandler {
     if (this.failed) return this.fallback();
     if (!session) return CONTINUE;
     const decided = this.message.verdict;
-    if (decided) return decided.action === 'ACCEPT' || decided.action === 'FILTER' ? CONTINUE : actionOf(decided);
+    if (decided)
+      return decided.action === 'ACCEPT' || decided.action === 'FILTER' ? CONTINUE : actionOf(decided);
     let v: Verdict | null;
     try {
       v = await this.guard('rcpt', () => session.rcpt(stripAngles(args[0])));
@@ -418,12 +445,19 @@ export class MilterAdapter implements MilterHandler {
       work(session);
     } catch (err) {
       this.failed = true;
-      this.log('error', 'milter: the engine failed; answering with on_error', { stage: what, ip: this.ip, on_error: this.config().onError, error: (err as Error)?.message, stack: (err as Error)?.stack });
+      this.log('error', 'milter: the engine failed; answering with on_error', {
+        stage: what,
+        ip: this.ip,
+        on_error: this.config().onError,
+        error: (err as Error)?.message,
+        stack: (err as Error)?.stack,
+      });
     }
   }
 
   header(name: string, _value: string, raw: Buffer): StepReply {
-    if (!this.message.subject && name.toLowerCase() === 'subject') this.message.subject = { name, raw: Buffer.from(raw) };
+    if (!this.message.subject && name.toLowerCase() === 'subject')
+      this.message.subject = { name, raw: Buffer.from(raw) };
     // every header, even of a decided message: forged Authentication-Results must still go
     this.feed('header', (s) => s.header(name, raw.toString('latin1').replace(/\r?\n/g, '\r\n')));
     return CONTINUE;
@@ -477,15 +511,26 @@ export class MilterAdapter implements MilterHandler {
       const subject = this.message.subject;
       if (!subject) mods.push({ kind: 'ADDHEADER', name: 'Subject', value: wireHeaderValue(tag, leading) });
       else {
-        const current = leading && (subject.raw[0] === 0x20 || subject.raw[0] === 0x09) ? subject.raw.subarray(1) : subject.raw;
+        const current =
+          leading && (subject.raw[0] === 0x20 || subject.raw[0] === 0x09)
+            ? subject.raw.subarray(1)
+            : subject.raw;
         if (!current.toString('utf8').startsWith(tag)) {
-          const value = Buffer.concat([Buffer.from(`${leading ? ' ' : ''}${tag}${current.length > 0 ? ' ' : ''}`, 'utf8'), current]);
+          const value = Buffer.concat([
+            Buffer.from(`${leading ? ' ' : ''}${tag}${current.length > 0 ? ' ' : ''}`, 'utf8'),
+            current,
+          ]);
           mods.push({ kind: 'CHGHEADER', index: 1, name: subject.name, value });
         }
       }
     }
     for (const h of v.headers) {
-      mods.push({ kind: 'INSHEADER', index: 0, name: h.label.replace(/:$/, ''), value: wireHeaderValue(h.text, leading) });
+      mods.push({
+        kind: 'INSHEADER',
+        index: 0,
+        name: h.label.replace(/:$/, ''),
+        value: wireHeaderValue(h.text, leading),
+      });
     }
     if (v.action === 'FILTER' && this.options.quarantine) {
       mods.push({ kind: 'QUARANTINE', reason: this.options.quarantine.replace(/[\r\n]+/g, ' ') });

@@ -7,7 +7,11 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, test } from 'node:test';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { startMilterServer, type MilterServer, type MilterServerOptions } from '../../../src/adapters/milter/server.ts';
+import {
+  startMilterServer,
+  type MilterServer,
+  type MilterServerOptions,
+} from '../../../src/adapters/milter/server.ts';
 import { encodeResponse, type MilterResponse, SMFIP } from '../../../src/adapters/milter/wire.ts';
 import { createResolver } from '../../../src/dns/config.ts';
 import type { DnsResult, RecordType, Resolver } from '../../../src/dns/types.ts';
@@ -42,22 +46,38 @@ interface Setup {
   hook?: PolicyHook;
 }
 
-async function milter(setup: Setup = {}): Promise<{ server: MilterServer; logs: Array<{ level: string; msg: string }> }> {
+async function milter(
+  setup: Setup = {},
+): Promise<{ server: MilterServer; logs: Array<{ level: string; msg: string }> }> {
   const resolver = setup.resolver ?? new MemoryResolver({ ...seedZone(), ...setup.zone });
   const config = configure(setup.mutate);
   const logs: Array<{ level: string; msg: string }> = [];
   const log = (level: string, msg: string) => logs.push({ level, msg });
-  const engine = new Engine({ resolver, policy: setup.policy ?? staticPolicy(config, resolver, setup.hook), log });
+  const engine = new Engine({
+    resolver,
+    policy: setup.policy ?? staticPolicy(config, resolver, setup.hook),
+    log,
+  });
   const server = await startMilterServer({ engine, listen: 'inet:127.0.0.1:0', log, ...setup.server });
   servers.push(server);
   return { server, logs };
 }
 
 /** Negotiated and connected from `ip`, HELO sent unless null. */
-async function client(server: Pick<MilterServer, 'address'>, ip = '192.0.2.1', helo: string | null = 'mx.example.com', options: MtaOptions = {}) {
+async function client(
+  server: Pick<MilterServer, 'address'>,
+  ip = '192.0.2.1',
+  helo: string | null = 'mx.example.com',
+  options: MtaOptions = {},
+) {
   const c = await MilterClient.connect(server.address, options);
   await c.negotiate();
-  const connect = await c.connectEvent({ hostname: `[${ip}]`, family: ip.includes(':') ? 'inet6' : 'inet', port: 40000, address: ip });
+  const connect = await c.connectEvent({
+    hostname: `[${ip}]`,
+    family: ip.includes(':') ? 'inet6' : 'inet',
+    port: 40000,
+    address: ip,
+  });
   const heloReply = helo === null ? null : await c.helo(helo);
   return { c, connect, helo: heloReply };
 }
@@ -89,13 +109,27 @@ test('REJECT at connect, carried out at MAIL: the MTA did not wait at CONNECT an
   // Sendmail's IPv6 form: "IPv6:" before the full address; the engine sees ::1
   const sm = await MilterClient.connect(server.address, { flavor: 'sendmail' });
   await sm.negotiate();
-  assert.equal(await sm.connectEvent({ hostname: '[IPv6:0:0:0:0:0:0:0:1]', family: 'inet6', port: 25, address: 'IPv6:0:0:0:0:0:0:0:1' }), null);
-  assert.equal(text(await sm.mail(['<a@example.com>'])), '554 5.7.1 Client host [::1] blocked by local policy');
+  assert.equal(
+    await sm.connectEvent({
+      hostname: '[IPv6:0:0:0:0:0:0:0:1]',
+      family: 'inet6',
+      port: 25,
+      address: 'IPv6:0:0:0:0:0:0:0:1',
+    }),
+    null,
+  );
+  assert.equal(
+    text(await sm.mail(['<a@example.com>'])),
+    '554 5.7.1 Client host [::1] blocked by local policy',
+  );
   sm.close();
 });
 
 test('earlyReplies: REJECT at connect is the answer to CONNECT itself, and a HELO after it gets the same', async () => {
-  const { server } = await milter({ mutate: (c) => (c.prescreen.block = ['192.0.2.66', '::1']), server: { earlyReplies: true } });
+  const { server } = await milter({
+    mutate: (c) => (c.prescreen.block = ['192.0.2.66', '::1']),
+    server: { earlyReplies: true },
+  });
   const { c, connect, helo } = await client(server, '192.0.2.66');
   const expected = '554 5.7.1 Client host [192.0.2.66] blocked by local policy';
   assert.equal(text(connect), expected);
@@ -105,14 +139,22 @@ test('earlyReplies: REJECT at connect is the answer to CONNECT itself, and a HEL
   await c.waitClosed();
   const sm = await MilterClient.connect(server.address, { flavor: 'sendmail' });
   await sm.negotiate();
-  const r = await sm.connectEvent({ hostname: '[IPv6:0:0:0:0:0:0:0:1]', family: 'inet6', port: 25, address: 'IPv6:0:0:0:0:0:0:0:1' });
+  const r = await sm.connectEvent({
+    hostname: '[IPv6:0:0:0:0:0:0:0:1]',
+    family: 'inet6',
+    port: 25,
+    address: 'IPv6:0:0:0:0:0:0:0:1',
+  });
   assert.equal(text(r), '554 5.7.1 Client host [::1] blocked by local policy');
   sm.close();
 });
 
 test('REJECT at MAIL with the SPF explanation; "%" doubled as libmilter does', async () => {
   const { server, logs } = await milter({
-    zone: { 'pct.example': [{ TXT: 'v=spf1 -all exp=why.pct.example' }], 'why.pct.example': [{ TXT: 'Not from here, 100%% sure' }] },
+    zone: {
+      'pct.example': [{ TXT: 'v=spf1 -all exp=why.pct.example' }],
+      'why.pct.example': [{ TXT: 'Not from here, 100%% sure' }],
+    },
   });
   const { c, connect, helo } = await client(server);
   assert.equal(connect, null);
@@ -135,9 +177,16 @@ test('REJECT at RCPT refuses that recipient only; the message goes on for the ot
     },
   });
   const { c } = await client(server, '192.0.2.1', 'example.com');
-  const t = await c.transaction({ from: 'a@example.com', to: ['strict@example.org', 'normal@example.org'], headers: [['Subject', 'hi']] });
+  const t = await c.transaction({
+    from: 'a@example.com',
+    to: ['strict@example.org', 'normal@example.org'],
+    headers: [['Subject', 'hi']],
+  });
   assert.equal(t.mail?.kind, 'CONTINUE');
-  assert.equal(text(t.rcpt[0]!.reply), "550 5.7.1 Recipient won't accept mail from 'example.com' based on its current reputation");
+  assert.equal(
+    text(t.rcpt[0]!.reply),
+    "550 5.7.1 Recipient won't accept mail from 'example.com' based on its current reputation",
+  );
   assert.equal(t.rcpt[1]!.reply?.kind, 'CONTINUE');
   assert.equal(t.eom?.final.kind, 'ACCEPT');
   assert.deepEqual(
@@ -193,8 +242,15 @@ test('ACCEPT: headers inserted at index 0 in list order, so headers[0] lands dir
 
 test('without HDR_LEADSPC the MTA adds the space itself; without CHGHDRS forged headers stay', async () => {
   const { server, logs } = await milter();
-  const { c } = await client(server, '192.0.2.1', 'example.com', { protocol: 0x1fffff & ~SMFIP.HDR_LEADSPC, actions: 0x1ff & ~0x10 });
-  const t = await c.transaction({ from: 'a@example.com', to: ['b@example.org'], headers: [['Authentication-Results', 'mx.receiver.example; spf=pass']] });
+  const { c } = await client(server, '192.0.2.1', 'example.com', {
+    protocol: 0x1fffff & ~SMFIP.HDR_LEADSPC,
+    actions: 0x1ff & ~0x10,
+  });
+  const t = await c.transaction({
+    from: 'a@example.com',
+    to: ['b@example.org'],
+    headers: [['Authentication-Results', 'mx.receiver.example; spf=pass']],
+  });
   const ins = t.eom!.modifications.filter((m) => m.kind === 'INSHEADER') as Array<{ value: string }>;
   assert.ok(ins[0]!.value.startsWith('mx.receiver.example;'));
   assert.equal(ins[1]!.value, '192.0.2.1 example.com SPF1 PASS ratings=S1:A,M2:A,H1:B');
@@ -215,11 +271,25 @@ test('FILTER: forged Authentication-Results deleted (highest first), subject tag
     ['Subject', 'hello\r\n\tworld'],
     ['Authentication-Results', '"mx.receiver.example"; dkim=pass'],
   ];
-  const t = await c.transaction({ from: 'someone@softfail.example', to: ['b@example.org'], headers, body: 'Hi.\r\n' });
+  const t = await c.transaction({
+    from: 'someone@softfail.example',
+    to: ['b@example.org'],
+    headers,
+    body: 'Hi.\r\n',
+  });
   const eom = t.eom!;
   assert.equal(eom.final.kind, 'ACCEPT');
   assert.deepEqual(
-    eom.modifications.map((m) => (m.kind === 'QUARANTINE' ? ['QUARANTINE', m.reason] : [m.kind, (m as { index: number }).index, (m as { name: string }).name, String((m as { value: unknown }).value).slice(0, 20)])),
+    eom.modifications.map((m) =>
+      m.kind === 'QUARANTINE'
+        ? ['QUARANTINE', m.reason]
+        : [
+            m.kind,
+            (m as { index: number }).index,
+            (m as { name: string }).name,
+            String((m as { value: unknown }).value).slice(0, 20),
+          ],
+    ),
     [
       ['CHGHEADER', 3, 'Authentication-Results', ''],
       ['CHGHEADER', 1, 'Authentication-Results', ''],
@@ -244,7 +314,7 @@ test('FILTER: forged Authentication-Results deleted (highest first), subject tag
   c.quit();
 });
 
-test('TEMPFAIL when DNS does not answer: the engine\'s 451 4.4.3 reply', async () => {
+test("TEMPFAIL when DNS does not answer: the engine's 451 4.4.3 reply", async () => {
   const { server } = await milter();
   const { c } = await client(server);
   const r = await c.mail(['<a@temp.example>']);
@@ -260,7 +330,11 @@ test('several messages on one connection: ABORT, a second MAIL, Sendmail without
     const first = await c.transaction({ from: 'x@example.net', to: ['b@example.org'] });
     assert.match(text(first.mail) ?? '', /^550 5\.7\.23 /);
     // 2: accepted, with a forged A-R removed
-    const second = await c.transaction({ from: 'a@example.com', to: ['b@example.org'], headers: [['Authentication-Results', 'mx.receiver.example; none']] });
+    const second = await c.transaction({
+      from: 'a@example.com',
+      to: ['b@example.org'],
+      headers: [['Authentication-Results', 'mx.receiver.example; none']],
+    });
     assert.equal(second.eom?.final.kind, 'ACCEPT');
     assert.equal(second.eom!.modifications.filter((m) => m.kind === 'CHGHEADER').length, 1);
     // 3: the forged header of message 2 is not carried over; a refused recipient only
@@ -286,7 +360,10 @@ test('QUIT_NC: a new SMTP session on the same connection gets a new engine sessi
   c.quitNewConnection();
   await c.negotiate();
   await c.connectEvent({ hostname: '[192.0.2.66]', family: 'inet', port: 1, address: '192.0.2.66' });
-  assert.equal(text(await c.mail(['<a@example.com>'])), '554 5.7.1 Client host [192.0.2.66] blocked by local policy');
+  assert.equal(
+    text(await c.mail(['<a@example.com>'])),
+    '554 5.7.1 Client host [192.0.2.66] blocked by local policy',
+  );
   c.quitNewConnection();
   await c.negotiate();
   await c.connectEvent({ hostname: '[192.0.2.1]', family: 'inet', port: 1, address: '192.0.2.1' });
@@ -303,13 +380,19 @@ test('a local client without an IP address is accepted unchecked; malformed argu
   // the MTA does not wait at CONNECT: each message is accepted at MAIL, unchecked and unchanged
   const local = await MilterClient.connect(server.address);
   await local.negotiate();
-  assert.equal(await local.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }), null);
+  assert.equal(
+    await local.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }),
+    null,
+  );
   assert.equal((await local.mail(['<a@example.com>']))?.kind, 'ACCEPT');
   local.close();
   const early = await milter({ server: { earlyReplies: true } });
   const local2 = await MilterClient.connect(early.server.address);
   await local2.negotiate();
-  assert.equal((await local2.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }))?.kind, 'ACCEPT');
+  assert.equal(
+    (await local2.connectEvent({ hostname: 'localhost', family: 'unix', address: '/var/run/x' }))?.kind,
+    'ACCEPT',
+  );
   local2.close();
   // a refused HELO argument the MTA did not wait for refuses the next MAIL; a new HELO starts over
   const { c } = await client(server, '192.0.2.1', null);
@@ -380,7 +463,8 @@ for (const onError of ['tempfail', 'accept'] as const) {
       });
       const { c } = await client(server);
       const mail = await c.mail(['<a@example.com>']);
-      const expected = onError === 'accept' ? 'ACCEPT' : '451 4.3.0 Temporary internal error; try again later';
+      const expected =
+        onError === 'accept' ? 'ACCEPT' : '451 4.3.0 Temporary internal error; try again later';
       assert.equal(text(mail), expected);
       if (onError === 'tempfail') {
         c.abort();
@@ -395,7 +479,10 @@ for (const onError of ['tempfail', 'accept'] as const) {
 
   test(`an engine that throws gets on_error (${onError}) at once, never a hung connection`, async () => {
     const resolver = new MemoryResolver(seedZone());
-    const base = staticPolicy(configure((c) => (c.onError = onError)), resolver);
+    const base = staticPolicy(
+      configure((c) => (c.onError = onError)),
+      resolver,
+    );
     const broken = {
       current: () => {
         const p = base.current();
@@ -404,7 +491,10 @@ for (const onError of ['tempfail', 'accept'] as const) {
             throw new Error('boom');
           },
         };
-        return { ...p, prepared: { ...p.prepared, localList: localList as unknown as typeof p.prepared.localList } };
+        return {
+          ...p,
+          prepared: { ...p.prepared, localList: localList as unknown as typeof p.prepared.localList },
+        };
       },
     };
     const { server, logs } = await milter({ policy: broken });
@@ -440,11 +530,19 @@ test('DKIM through the milter: header bytes reach the engine exactly (simple can
     'From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= and Grüße,\r\n\tfolded\r\n' +
     'Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@example.com>\r\n\r\nHello Bob,\r\nsee you.\r\n';
   // signed by an independent implementation (mailauth), simple/simple: every header byte counts
-  const signed = (
-    (await dkimSign(Buffer.from(unsigned), {
-      signatureData: [{ signingDomain: 'example.com', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, canonicalization: 'simple/simple' }],
-    } as never)) as { signatures: string }
-  ).signatures + unsigned;
+  const signed =
+    (
+      (await dkimSign(Buffer.from(unsigned), {
+        signatureData: [
+          {
+            signingDomain: 'example.com',
+            selector: 'sel',
+            privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+            canonicalization: 'simple/simple',
+          },
+        ],
+      } as never)) as { signatures: string }
+    ).signatures + unsigned;
   const { server } = await milter({
     zone: { 'sel._domainkey.example.com': [{ TXT: `v=DKIM1; k=rsa; p=${p}` }] },
     mutate: (c) => {
@@ -465,8 +563,14 @@ test('DKIM through the milter: header bytes reach the engine exactly (simple can
     await c.eoh();
     assert.equal(await c.body(signed.slice(end + 4)), null); // NR_BODY
     const eom = await c.eom();
-    const ar = eom.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
-    assert.match(ar.value.replace(/\n\t/g, ' '), /dkim=pass header\.d=example\.com/, `protocol 0x${protocol.toString(16)}`);
+    const ar = eom.modifications.find(
+      (m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results',
+    ) as { value: string };
+    assert.match(
+      ar.value.replace(/\n\t/g, ' '),
+      /dkim=pass header\.d=example\.com/,
+      `protocol 0x${protocol.toString(16)}`,
+    );
     c.quit();
   }
 });
@@ -481,18 +585,72 @@ async function shape(setup: Setup) {
   return { c, server, flags: n.protocol };
 }
 
-const FLAG = (flags: number, ...names: Array<keyof typeof SMFIP>) => names.filter((k) => (flags & SMFIP[k]) === SMFIP[k]);
-const ALL_NO_REPLY = ['NR_CONN', 'NR_HELO', 'NR_MAIL', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'] as const;
-const ALL_NO_SEND = ['NOCONNECT', 'NOHELO', 'NOMAIL', 'NORCPT', 'NOHDRS', 'NOEOH', 'NOBODY', 'NODATA', 'NOUNKNOWN'] as const;
+const FLAG = (flags: number, ...names: Array<keyof typeof SMFIP>) =>
+  names.filter((k) => (flags & SMFIP[k]) === SMFIP[k]);
+const ALL_NO_REPLY = [
+  'NR_CONN',
+  'NR_HELO',
+  'NR_MAIL',
+  'NR_RCPT',
+  'NR_HDR',
+  'NR_EOH',
+  'NR_BODY',
+  'NR_DATA',
+  'NR_UNKN',
+] as const;
+const ALL_NO_SEND = [
+  'NOCONNECT',
+  'NOHELO',
+  'NOMAIL',
+  'NORCPT',
+  'NOHDRS',
+  'NOEOH',
+  'NOBODY',
+  'NODATA',
+  'NOUNKNOWN',
+] as const;
 
 test('policy shapes: the flags follow what the policy needs (defaults; DKIM/ARC off; per-recipient; hook; earlyReplies)', async () => {
   const cases: Array<[string, Setup, string[], string[]]> = [
-    ['defaults (DKIM, ARC, no per-recipient rules, no hook)', {}, ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
-    ['DKIM off, ARC on: the body is still needed', { mutate: (c) => (c.dkim.enabled = false) }, ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
-    ['DKIM and ARC off: no body, no end of headers', { mutate: (c) => Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false } }) }, ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_DATA', 'NR_UNKN'], ['NOEOH', 'NOBODY', 'NODATA', 'NOUNKNOWN']],
-    ['per-recipient thresholds: RCPT answered', { mutate: (c) => (c.ratings.recipients = [{ match: ['@example.org'], reject: { max: 2 } }]) }, ['NR_CONN', 'NR_HELO', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
-    ['a policy hook: RCPT answered', { hook: () => undefined }, ['NR_CONN', 'NR_HELO', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
-    ['earlyReplies: CONNECT and HELO answered', { server: { earlyReplies: true } }, ['NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'], ['NODATA', 'NOUNKNOWN']],
+    [
+      'defaults (DKIM, ARC, no per-recipient rules, no hook)',
+      {},
+      ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'DKIM off, ARC on: the body is still needed',
+      { mutate: (c) => (c.dkim.enabled = false) },
+      ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'DKIM and ARC off: no body, no end of headers',
+      {
+        mutate: (c) =>
+          Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false } }),
+      },
+      ['NR_CONN', 'NR_HELO', 'NR_RCPT', 'NR_HDR', 'NR_DATA', 'NR_UNKN'],
+      ['NOEOH', 'NOBODY', 'NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'per-recipient thresholds: RCPT answered',
+      { mutate: (c) => (c.ratings.recipients = [{ match: ['@example.org'], reject: { max: 2 } }]) },
+      ['NR_CONN', 'NR_HELO', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'a policy hook: RCPT answered',
+      { hook: () => undefined },
+      ['NR_CONN', 'NR_HELO', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'earlyReplies: CONNECT and HELO answered',
+      { server: { earlyReplies: true } },
+      ['NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
   ];
   for (const [name, setup, noReply, noSend] of cases) {
     const { c, flags } = await shape(setup);
@@ -510,16 +668,23 @@ async function recorded(server: MilterServer): Promise<MilterRecorder> {
   after(() => recorder.close());
   return recorder;
 }
-const stepsOf = (r: MilterRecorder) => r.connections.flatMap((x) => x.commands.map((k) => k.kind)).filter((k) => k !== 'MACRO');
+const stepsOf = (r: MilterRecorder) =>
+  r.connections.flatMap((x) => x.commands.map((k) => k.kind)).filter((k) => k !== 'MACRO');
 
 test('DKIM and ARC off: the MTA sends no body and no end of headers; headers still arrive, forged ones go', async () => {
-  const { server } = await milter({ mutate: (c) => Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false } }) });
+  const { server } = await milter({
+    mutate: (c) =>
+      Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false } }),
+  });
   const recorder = await recorded(server);
   const { c } = await client(recorder, '192.0.2.1', 'example.com');
   const t = await c.transaction({
     from: 'a@example.com',
     to: ['b@example.org'],
-    headers: [['Authentication-Results', 'mx.receiver.example; dkim=pass'], ['Subject', 'x']],
+    headers: [
+      ['Authentication-Results', 'mx.receiver.example; dkim=pass'],
+      ['Subject', 'x'],
+    ],
     body: 'Hello.\r\n',
   });
   assert.equal(t.eom?.final.kind, 'ACCEPT');
@@ -530,16 +695,21 @@ test('DKIM and ARC off: the MTA sends no body and no end of headers; headers sti
     t.eom!.modifications.map((m) => m.kind),
     ['CHGHEADER', 'INSHEADER', 'INSHEADER'],
   );
-  const ar = t.eom!.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
+  const ar = t.eom!.modifications.find(
+    (m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results',
+  ) as { value: string };
   assert.doesNotMatch(ar.value, /dkim=/);
   c.quit();
   await c.waitClosed();
   assert.equal(c.pending(), 0, 'no reply where none was owed');
 });
 
-test('a policy hook deciding per recipient: RCPT is answered, the hook\'s refusal reaches the MTA there', async () => {
+test("a policy hook deciding per recipient: RCPT is answered, the hook's refusal reaches the MTA there", async () => {
   const { server } = await milter({
-    hook: ({ stage, recipient }) => (stage === 'rcpt' && recipient === 'nobody@example.org' ? { action: 'REJECT', reply: { code: 550, xcode: '5.1.1', text: 'No such user here' } } : undefined),
+    hook: ({ stage, recipient }) =>
+      stage === 'rcpt' && recipient === 'nobody@example.org'
+        ? { action: 'REJECT', reply: { code: 550, xcode: '5.1.1', text: 'No such user here' } }
+        : undefined,
   });
   const { c } = await client(server, '192.0.2.1', 'mx.example.com');
   const t = await c.transaction({ from: 'a@example.com', to: ['nobody@example.org', 'b@example.org'] });
@@ -551,17 +721,39 @@ test('a policy hook deciding per recipient: RCPT is answered, the hook\'s refusa
 
 test('a reload between OPTNEG and CONNECT: the connection keeps the policy it negotiated; the next one gets the new', async () => {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const zone = { 'sel._domainkey.example.com': [{ TXT: `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}` }] };
+  const zone = {
+    'sel._domainkey.example.com': [
+      { TXT: `v=DKIM1; k=rsa; p=${publicKey.export({ type: 'spki', format: 'der' }).toString('base64')}` },
+    ],
+  };
   const resolver = new MemoryResolver({ ...seedZone(), ...zone });
-  const off = staticPolicy(configure((c) => Object.assign(c, { dkim: { ...c.dkim, enabled: false }, arc: { ...c.arc, enabled: false }, ratings: { ...c.ratings, registries: [] } })), resolver).current();
-  const on = staticPolicy(configure((c) => (c.ratings.registries = [])), resolver).current();
+  const off = staticPolicy(
+    configure((c) =>
+      Object.assign(c, {
+        dkim: { ...c.dkim, enabled: false },
+        arc: { ...c.arc, enabled: false },
+        ratings: { ...c.ratings, registries: [] },
+      }),
+    ),
+    resolver,
+  ).current();
+  const on = staticPolicy(
+    configure((c) => (c.ratings.registries = [])),
+    resolver,
+  ).current();
   let current = off;
   const { server } = await milter({ resolver, policy: { current: () => current } });
   const recorder = await recorded(server);
   const raw = 'From: a@example.com\r\nTo: b@example.org\r\nSubject: reload\r\n\r\nHello.\r\n';
   const sig = (
     (await dkimSign(Buffer.from(raw), {
-      signatureData: [{ signingDomain: 'example.com', selector: 'sel', privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string }],
+      signatureData: [
+        {
+          signingDomain: 'example.com',
+          selector: 'sel',
+          privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+        },
+      ],
     } as never)) as { signatures: string }
   ).signatures;
   const headers: Array<[string, string]> = [];
@@ -572,8 +764,15 @@ test('a reload between OPTNEG and CONNECT: the connection keeps the policy it ne
   const send = async (c: MilterClient) => {
     await c.connectEvent({ hostname: '[192.0.2.1]', family: 'inet', port: 1, address: '192.0.2.1' });
     await c.helo('mx.example.com');
-    const t = await c.transaction({ from: 'a@example.com', to: ['b@example.org'], headers, body: 'Hello.\r\n' });
-    const ar = t.eom!.modifications.find((m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results') as { value: string };
+    const t = await c.transaction({
+      from: 'a@example.com',
+      to: ['b@example.org'],
+      headers,
+      body: 'Hello.\r\n',
+    });
+    const ar = t.eom!.modifications.find(
+      (m) => m.kind === 'INSHEADER' && m.name === 'Authentication-Results',
+    ) as { value: string };
     return ar.value.replace(/\n\t/g, ' ');
   };
   const first = await MilterClient.connect(recorder.address);
@@ -581,7 +780,11 @@ test('a reload between OPTNEG and CONNECT: the connection keeps the policy it ne
   current = on; // the reload lands before this connection's CONNECT
   const a = await send(first);
   assert.ok(!stepsOf(recorder).includes('BODY'));
-  assert.doesNotMatch(a, /dkim=/, 'the negotiated policy (DKIM off) judged it: no DKIM result from a body never sent');
+  assert.doesNotMatch(
+    a,
+    /dkim=/,
+    'the negotiated policy (DKIM off) judged it: no DKIM result from a body never sent',
+  );
   first.quit();
   await first.waitClosed();
   recorder.clear();
