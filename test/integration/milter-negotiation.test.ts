@@ -191,6 +191,62 @@ describe('milter negotiation derived from the policy, through real MTAs', {
     );
 
     test(
+      `${mta}, answer_at end_of_message: two round trips a message; an SPF failure is refused after DATA, the same text`,
+      withLogs(mta, async () => {
+        await use(labConfig((c) => (c.milter = { ...(c.milter as object), answer_at: 'end_of_message' })));
+        const client = await connect(mta);
+        let refused: Awaited<ReturnType<typeof transaction>>;
+        let accepted: Awaited<ReturnType<typeof transaction>>;
+        try {
+          refused = await transaction(client, {
+            from: 'someone@fail.lab.example',
+            to: ['rcpt@dest.example'],
+            message: message({ headers: [`X-Lab-Case: eom-refused ${mta}`] }),
+          });
+          accepted = await transaction(client, {
+            from: 'pass@pass.lab.example',
+            to: ['rcpt@dest.example'],
+            message: await signed(`eom-accepted ${mta}`),
+          });
+        } finally {
+          await client.quit();
+        }
+        // MAIL and RCPT pass; the refusal is the answer to the final dot, with the text it has at MAIL
+        assert.equal(refused.mail.code, 250);
+        assert.equal(refused.rcpt[0]!.code, 250);
+        assert.deepEqual(refused.final.raw, [
+          "550 5.7.23 SPF: 'fail.lab.example' does not designate '127.0.0.1' as permitted sender",
+        ]);
+        assert.equal(accepted.final.code, 250, accepted.final.raw.join('\n'));
+        const got = await sink.find(`X-Lab-Case: eom-accepted ${mta}`);
+        assert.match(
+          got.headers.find(([n]) => n === 'Authentication-Results')![1].replace(/\r\n\s+/g, ' '),
+          /dkim=pass/,
+        );
+        assert.equal(
+          sink.messages.filter((m) => m.data.includes(`eom-refused ${mta}`)).length,
+          0,
+          'the refused message was not delivered',
+        );
+        const [c] = await finished(1);
+        const flags = optneg(c!).protocol;
+        for (const [name, flag] of Object.entries({
+          NR_CONN: SMFIP.NR_CONN,
+          NR_HELO: SMFIP.NR_HELO,
+          NR_MAIL: SMFIP.NR_MAIL,
+          NR_RCPT: SMFIP.NR_RCPT,
+        }))
+          assert.ok(has(flags, flag), `${name} negotiated`);
+        // answers to OPTNEG and each end of message only
+        assert.deepEqual(c!.responseBursts.map(kinds), [
+          ['OPTNEG'],
+          ['REPLYCODE'],
+          ['INSHEADER', 'INSHEADER', 'ACCEPT'],
+        ]);
+      }),
+    );
+
+    test(
       `${mta}, a client blocked at CONNECT: EHLO passes, MAIL gets the connect verdict`,
       withLogs(mta, async () => {
         await use(labConfig((c) => (c.prescreen = { ...(c.prescreen as object), block: ['127.0.0.1'] })));

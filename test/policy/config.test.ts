@@ -91,3 +91,15 @@ test('a zone name that is not a domain is refused at load', () => {
   const p = configProblems('prescreen:\n  dnsbl: [{ zone: "127.0.0.1" }]\n');
   assert.match(p[0]!, /prescreen\.dnsbl\[0\]\.zone "127\.0\.0\.1" is not valid \(a DNS zone name\)/);
 });
+
+test('milter.answer_at: connect, mail (the default) or end_of_message; anything else is refused with its line', () => {
+  assert.equal(parseConfig('{}').milter.answerAt, 'mail');
+  assert.equal(parseConfig('milter:\n  answer_at: end_of_message\n').milter.answerAt, 'end_of_message');
+  assert.equal(parseConfig('milter:\n  answer_at: connect\n').milter.answerAt, 'connect');
+  const p = configProblems('milter:\n  listen: inet:127.0.0.1:8891\n  answer_at: eom\n');
+  assert.equal(p.length, 1);
+  assert.match(
+    p[0]!,
+    /line 3, column 3: milter\.answer_at must be one of "connect", "mail", "end_of_message", not "eom"/,
+  );
+});

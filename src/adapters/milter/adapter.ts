@@ -11,7 +11,8 @@
  * what DKIM's simple canonicalization needs.
  *
  * What the MTA sends and waits for is derived from the policy (milterWants, policyNeeds): the
- * MTA does not wait at CONNECT and HELO (unless earlyReplies), nor at RCPT without per-recipient
+ * MTA does not wait at CONNECT and HELO (unless answer_at: connect), nor at MAIL with answer_at:
+ * end_of_message, nor at RCPT without per-recipient
  * rules, nor at any header, the end of headers or the body; it sends no body without DKIM or ARC.
  * The steps still run the engine's stages (their facts feed the later ones and the logs); a
  * verdict the MTA did not wait for is carried out at the next step it waits for.
@@ -36,7 +37,7 @@ import { isIP } from 'node:net';
 import type { Engine, Logger, Prepared } from '../../engine/engine.ts';
 import { Session, SessionError } from '../../engine/session.ts';
 import type { HeaderRemoval, SmtpReply, Verdict } from '../../engine/verdict.ts';
-import type { Config } from '../../policy/config.ts';
+import type { Config, MilterAnswerAt } from '../../policy/config.ts';
 import type { LoadedPolicy } from '../../policy/store.ts';
 import {
   type ConnectInfo,
@@ -62,9 +63,10 @@ export interface MilterAdapterOptions {
   quarantine?: string;
   /**
    * Have the MTA wait for an answer at CONNECT and HELO, so that a refusal there reaches the
-   * client before MAIL. Default false: the MTA does not wait for them (NR_CONN, NR_HELO) and their
-   * verdicts are carried out at MAIL, as Postfix's own smtpd_delay_reject does: two round trips
-   * fewer per SMTP session.
+   * client before MAIL: the same as the policy's `milter.answer_at: connect`, whatever the policy
+   * says. Without it the policy decides (by default 'mail': the MTA does not wait at CONNECT and
+   * HELO (NR_CONN, NR_HELO) and their verdicts are carried out at MAIL, as Postfix's own
+   * smtpd_delay_reject does: two round trips fewer per SMTP session).
    */
   earlyReplies?: boolean;
 }
@@ -98,6 +100,8 @@ export interface PolicyNeeds {
   rcptReply: boolean;
   /** DKIM or ARC: the body (body hashes) and the end of the headers (key look-ups start there) */
   body: boolean;
+  /** milter.answer_at: the first step the MTA waits at (default 'mail') */
+  answerAt?: MilterAnswerAt;
 }
 
 /** What `config` (and a hook, if the policy has one) needs the MTA to send and to wait for. */
@@ -105,6 +109,7 @@ export function policyNeeds(config: Config, hook = false): PolicyNeeds {
   return {
     rcptReply: hook || config.ratings.recipients.length > 0,
     body: config.dkim.enabled || config.arc.enabled,
+    answerAt: config.milter.answerAt,
   };
 }
 
@@ -112,10 +117,11 @@ export function policyNeeds(config: Config, hook = false): PolicyNeeds {
  * What the adapter negotiates, derived from the policy's needs (mta.md §1.6): header edits (and
  * QUARANTINE when configured) and the macro list; never DATA or UNKNOWN; the header fields always
  * (forged Authentication-Results, DMARC's From, the subject tag) but no answer to each; the body
- * and the end of headers only for DKIM or ARC, never answered; CONNECT and HELO not answered
- * (their verdicts are carried out at MAIL) unless `earlyReplies`; RCPT answered only when the
- * policy can decide per recipient; MAIL and the end of the message always answered. HDR_LEADSPC
- * for the exact header bytes; SKIP for an MTA that would still want body replies.
+ * and the end of headers only for DKIM or ARC, never answered; CONNECT and HELO answered only
+ * with answer_at 'connect' (or `earlyReplies`), MAIL unless 'end_of_message' (their verdicts are
+ * carried out at the next step answered); RCPT answered only when the policy can decide per
+ * recipient; the end of the message always answered. HDR_LEADSPC for the exact header bytes;
+ * SKIP for an MTA that would still want body replies.
  */
 export function milterWants(
   options: Pick<MilterAdapterOptions, 'quarantine' | 'earlyReplies'> = {},
@@ -129,7 +135,9 @@ export function milterWants(
     SMFIP.NR_UNKN |
     SMFIP.HDR_LEADSPC |
     SMFIP.SKIP;
-  if (!options.earlyReplies) protocol |= SMFIP.NR_CONN | SMFIP.NR_HELO;
+  const answerAt = options.earlyReplies ? 'connect' : (needs.answerAt ?? 'mail');
+  if (answerAt !== 'connect') protocol |= SMFIP.NR_CONN | SMFIP.NR_HELO;
+  if (answerAt === 'end_of_message') protocol |= SMFIP.NR_MAIL;
   if (!needs.rcptReply) protocol |= SMFIP.NR_RCPT;
   protocol |= needs.body ? SMFIP.NR_EOH | SMFIP.NR_BODY : SMFIP.NOEOH | SMFIP.NOBODY;
   return {
@@ -211,9 +219,20 @@ interface MessageState {
   /** final verdicts that keep the message, per accepted recipient */
   accepted: Verdict[];
   subject: { name: string; raw: Buffer } | null;
+  /**
+   * MAIL's refusal of its own (a refused HELO argument, a malformed sender) when the MTA did not
+   * wait for MAIL's answer: the next step answered carries it out
+   */
+  refusal: StepReply | null;
 }
 
-const newMessage = (): MessageState => ({ verdict: null, open: false, accepted: [], subject: null });
+const newMessage = (): MessageState => ({
+  verdict: null,
+  open: false,
+  accepted: [],
+  subject: null,
+  refusal: null,
+});
 
 export class MilterAdapter implements MilterHandler {
   private readonly engine: Engine;
@@ -388,6 +407,20 @@ export class MilterAdapter implements MilterHandler {
   }
 
   async mail(args: string[], ctx: StepContext): Promise<StepReply> {
+    const r = await this.mailStep(args, ctx);
+    // an answer the MTA does not wait for (answer_at: end_of_message): a refusal of MAIL's own
+    // is kept for the next step answered; a verdict is in message.verdict already
+    if (
+      (ctx.negotiated.protocol & SMFIP.NR_MAIL) !== 0 &&
+      r.kind === 'REPLYCODE' &&
+      !this.message.verdict &&
+      !this.failed
+    )
+      this.message.refusal = r;
+    return r;
+  }
+
+  private async mailStep(args: string[], ctx: StepContext): Promise<StepReply> {
     this.message = newMessage();
     const session = this.session;
     if (this.failed) return this.fallback();
@@ -419,6 +452,7 @@ export class MilterAdapter implements MilterHandler {
     const session = this.session;
     if (this.failed) return this.fallback();
     if (!session) return CONTINUE;
+    if (this.message.refusal) return this.message.refusal;
     const decided = this.message.verdict;
     if (decided)
       return decided.action === 'ACCEPT' || decided.action === 'FILTER' ? CONTINUE : actionOf(decided);
@@ -471,7 +505,11 @@ export class MilterAdapter implements MilterHandler {
 
   /** The message is decided without its end: no need for the body. */
   private decided(): boolean {
-    return this.message.verdict !== null || (!this.message.open && this.message.accepted.length > 0);
+    return (
+      this.message.verdict !== null ||
+      this.message.refusal !== null ||
+      (!this.message.open && this.message.accepted.length > 0)
+    );
   }
 
   body(chunk: Buffer): StepReply {
@@ -484,6 +522,7 @@ export class MilterAdapter implements MilterHandler {
     const session = this.session;
     if (this.failed) return { modifications: [], final: this.fallback() };
     if (!session) return { modifications: [], final: ACCEPT };
+    if (this.message.refusal) return { modifications: [], final: this.message.refusal };
     let v = this.message.verdict;
     if (!v) {
       if (this.message.open || this.message.accepted.length === 0) {

@@ -170,6 +170,72 @@ test('REJECT at MAIL with the SPF explanation; "%" doubled as libmilter does', a
   c.quit();
 });
 
+test('answer_at end_of_message: MAIL and RCPT are not waited for; every refusal comes at the end of the message', async () => {
+  const { server } = await milter({ mutate: (c) => (c.milter.answerAt = 'end_of_message') });
+  const recorder = await recorded(server);
+  const { c, connect, helo } = await client(recorder);
+  assert.equal(connect, null);
+  assert.equal(helo, null);
+  // SPF fails at MAIL: nothing is answered until the end of the message, which gets MAIL's verdict
+  const spf = await c.transaction({
+    from: 'x@example.net',
+    to: ['b@example.org'],
+    headers: [['Subject', 'hi']],
+  });
+  assert.equal(spf.mail, null);
+  assert.deepEqual(
+    spf.rcpt.map((r) => r.reply),
+    [null],
+  );
+  const expected = "550 5.7.23 SPF: 'example.net' does not designate '192.0.2.1' as permitted sender";
+  assert.equal(text(spf.eom?.final), expected);
+  assert.deepEqual(spf.eom?.modifications, []);
+  assert.deepEqual(c.received.at(-1), replyFrame(expected));
+  // the next message on the connection starts over: accepted, with the headers
+  const ok = await c.transaction({
+    from: 'a@example.com',
+    to: ['b@example.org'],
+    headers: [['Subject', 'hi']],
+  });
+  assert.equal(ok.mail, null);
+  assert.equal(ok.eom?.final.kind, 'ACCEPT');
+  assert.deepEqual(
+    ok.eom!.modifications.filter((m) => m.kind === 'INSHEADER').map((m) => (m as { name: string }).name),
+    ['Authentication-Results', 'Authent'],
+  );
+  // refusals of MAIL's own (a malformed sender) are kept for the end of the message too
+  const bad = await c.transaction({ from: 'a\nb@example.com', to: ['b@example.org'] });
+  assert.equal(bad.mail, null);
+  assert.equal(text(bad.eom?.final), '553 5.1.7 Malformed sender address');
+  c.quit();
+  await c.waitClosed();
+  assert.equal(c.pending(), 0, 'no reply where none was owed');
+  // on the wire: answers to OPTNEG and to each end of message only (one write for an accepted message's three)
+  const answered = recorder.connections[0]!.responses.map((r) => r.kind);
+  assert.equal(answered[0], 'OPTNEG');
+  assert.deepEqual(answered.slice(1), ['REPLYCODE', 'INSHEADER', 'INSHEADER', 'ACCEPT', 'REPLYCODE']);
+  // a refused HELO argument reaches the end of the message as well
+  const h = await client(server, '192.0.2.1', null);
+  assert.equal(await h.c.helo('bad\r\nname'), null);
+  const afterHelo = await h.c.transaction({ from: 'a@example.com', to: ['b@example.org'] });
+  assert.equal(afterHelo.mail, null);
+  assert.equal(text(afterHelo.eom?.final), '501 5.5.2 Invalid HELO argument');
+  h.c.quit();
+  // with per-recipient rules RCPT is still answered, and carries MAIL's refusal there
+  const { server: perRcpt } = await milter({
+    mutate: (c) => {
+      c.milter.answerAt = 'end_of_message';
+      c.ratings.recipients = [{ match: ['strict@example.org'], accept: null, reject: { max: 9 } }];
+    },
+  });
+  const r = await client(perRcpt);
+  const refused = await r.c.transaction({ from: 'x@example.net', to: ['b@example.org'] });
+  assert.equal(refused.mail, null);
+  assert.equal(text(refused.rcpt[0]!.reply), expected);
+  assert.equal(refused.eom, null, 'no recipient left: no DATA');
+  r.c.quit();
+});
+
 test('REJECT at RCPT refuses that recipient only; the message goes on for the others', async () => {
   const { server } = await milter({
     mutate: (c) => {
@@ -651,12 +717,30 @@ test('policy shapes: the flags follow what the policy needs (defaults; DKIM/ARC 
       ['NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
       ['NODATA', 'NOUNKNOWN'],
     ],
+    [
+      'answer_at connect: the same from the policy',
+      { mutate: (c) => (c.milter.answerAt = 'connect') },
+      ['NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'answer_at end_of_message: MAIL not answered either',
+      { mutate: (c) => (c.milter.answerAt = 'end_of_message') },
+      ['NR_CONN', 'NR_HELO', 'NR_MAIL', 'NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
+    [
+      'earlyReplies wins over the policy',
+      { mutate: (c) => (c.milter.answerAt = 'end_of_message'), server: { earlyReplies: true } },
+      ['NR_RCPT', 'NR_HDR', 'NR_EOH', 'NR_BODY', 'NR_DATA', 'NR_UNKN'],
+      ['NODATA', 'NOUNKNOWN'],
+    ],
   ];
   for (const [name, setup, noReply, noSend] of cases) {
     const { c, flags } = await shape(setup);
     assert.deepEqual(FLAG(flags, ...ALL_NO_REPLY), noReply, `${name}: not answered`);
     assert.deepEqual(FLAG(flags, ...ALL_NO_SEND), noSend, `${name}: not sent`);
-    // always: MAIL and the end of message answered, header bytes exact
+    // always: the end of message answered, header bytes exact
     assert.ok((flags & SMFIP.HDR_LEADSPC) !== 0, name);
     c.close();
   }
