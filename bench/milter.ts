@@ -12,6 +12,8 @@
  *                      ├─ null: a null milter with checkid's own negotiation for this policy
  *                      │  (same steps sent, same answers owed, same macros; the protocol's cost)
  *                      ├─ checkid milter (the daemon, `checkid milter`), over TCP
+ *                      ├─ checkid-eom: the same with `milter.answer_at: end_of_message` (every
+ *                      │  answer at the end of the message, as rspamd gives them)
  *                      ├─ checkid-unix: the same over a unix socket (--unix)
  *                      ├─ checkid-pinned: the same with checkid on one core, taskset -c 1 (--pin)
  *                      ├─ checkid-baseline: an earlier checkid, for before/after (--baseline DIR)
@@ -193,13 +195,14 @@ writeFileSync(
 );
 // the lab's config without its test hook: what a deployment runs
 const configFile = join(work, 'checkid.yaml');
-writeFileSync(
-  configFile,
-  readFileSync(join(FIXTURES, 'lab.yaml'), 'utf8')
-    .split('\n')
-    .filter((l) => !/^hook:/.test(l))
-    .join('\n'),
-);
+const labPolicy = readFileSync(join(FIXTURES, 'lab.yaml'), 'utf8')
+  .split('\n')
+  .filter((l) => !/^hook:/.test(l))
+  .join('\n');
+writeFileSync(configFile, labPolicy);
+/** the same policy answering at the end of the message only (case checkid-eom) */
+const eomConfigFile = join(work, 'checkid-eom.yaml');
+writeFileSync(eomConfigFile, `${labPolicy}\nmilter:\n  answer_at: end_of_message\n`);
 
 interface ProcStat {
   comm: string;
@@ -314,7 +317,7 @@ const EVENT_LOOP_PROBE = `data:text/javascript,${encodeURIComponent(
 /** The checkid daemon with the event-loop probe, over TCP or a unix socket, pinned or not. */
 async function startCheckid(
   dns: string,
-  options: { unix?: boolean; pin?: boolean; bin?: string } = {},
+  options: { unix?: boolean; pin?: boolean; bin?: string; config?: string } = {},
 ): Promise<Milter & { child: Child; eventLoopFile: string }> {
   const eventLoopFile = join(work, `event-loop-${++probes}.jsonl`);
   writeFileSync(eventLoopFile, '');
@@ -331,7 +334,7 @@ async function startCheckid(
     '--listen',
     listen,
     '--config',
-    configFile,
+    options.config ?? configFile,
     '--resolver',
     dns,
   ];
@@ -698,10 +701,11 @@ try {
   }
   const variants = [
     ['checkid', {}],
+    ['checkid-eom', { config: eomConfigFile }],
     ...(UNIX ? [['checkid-unix', { unix: true }]] : []),
     ...(PIN ? [['checkid-pinned', { pin: true }]] : []),
     ...(BASELINE ? [['checkid-baseline', { bin: join(BASELINE, 'bin', 'checkid.mjs') }]] : []),
-  ] as Array<[string, { unix?: boolean; pin?: boolean; bin?: string }]>;
+  ] as Array<[string, { unix?: boolean; pin?: boolean; bin?: string; config?: string }]>;
   for (const [name, options] of variants) {
     if (!want(name)) continue;
     const m = await startCheckid(dnsCheckid.address, options);
@@ -785,6 +789,7 @@ const ratio = (a: number | undefined, b: number | undefined) =>
 const range = (xs: number[]) => (xs.length ? [Math.min(...xs), Math.max(...xs)] : null);
 const none = best('none');
 const checkid = best('checkid');
+const checkidEom = best('checkid-eom');
 const nothing = best('null');
 const peer = best('rspamd');
 const summary = Object.fromEntries(
@@ -844,6 +849,8 @@ process.stdout.write(
         extra_lab_cpu_ms_per_message: extraCpu(checkid, nothing),
       },
       checkid_vs_rspamd: ratio(checkid?.end_to_end_per_second, peer?.end_to_end_per_second),
+      // both answering at the end of the message only
+      checkid_eom_vs_rspamd: ratio(checkidEom?.end_to_end_per_second, peer?.end_to_end_per_second),
       rspamd_cpu_per_message_over_checkid: ratio(
         peer?.cpu_ms_per_message.milter ?? undefined,
         checkid?.cpu_ms_per_message.milter ?? undefined,
@@ -851,6 +858,8 @@ process.stdout.write(
       goals: {
         'checkid >= 1.0x rspamd msg/s':
           peer && checkid ? checkid.end_to_end_per_second >= peer.end_to_end_per_second : null,
+        'checkid (answer_at end_of_message) >= 1.0x rspamd msg/s':
+          peer && checkidEom ? checkidEom.end_to_end_per_second >= peer.end_to_end_per_second : null,
         'checkid costs Postfix <= 20%':
           checkid && none ? checkid.end_to_end_per_second >= 0.8 * none.end_to_end_per_second : null,
         'RSS < 200 MB with 1000 connections': memory ? memory.rss_mb < 200 : null,
