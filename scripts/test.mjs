@@ -19,8 +19,7 @@ function run(cmd, args) {
   const r = spawnSync(cmd, args, { stdio: 'inherit' });
   if (r.status !== 0) {
     console.error(`\n${cmd} ${args.join(' ')} failed`);
-    rmSync(stateDir, { recursive: true, force: true });
-process.exit(r.status ?? 1);
+    process.exit(r.status ?? 1);
   }
 }
 
