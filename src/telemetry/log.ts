@@ -57,9 +57,14 @@ export function createStructuredLog(options: StructuredLogOptions = {}): Structu
   };
 }
 
-/** Mail-log lines to stdout, buffered like the JSON log. */
+/**
+ * Mail-log lines to stdout, buffered like the JSON log, and written in batches: when 4 KB have
+ * gathered or 100 ms after the first line, whichever comes first, and at exit. At hundreds of
+ * messages a second one write per message was a few percent of the daemon's CPU
+ * (docs/benchmarks.md); a line now reaches the log at most 100 ms late.
+ */
 export function stdoutLines(): (line: string) => void {
-  const out = pino.destination({ dest: 1, sync: false });
+  const out = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 });
   return (line) => {
     out.write(`${line}\n`);
   };
