@@ -53,14 +53,27 @@ abstract class Family {
     this.labelNames = labelNames;
   }
 
-  protected key(labels: Labels): { key: string; values: string[] } {
-    const values = this.labelNames.map((n) => {
-      const v = labels[n];
-      if (v === undefined) throw new Error(`${this.name}: label ${n} missing`);
-      return v;
-    });
-    for (const k of Object.keys(labels)) if (!this.labelNames.includes(k)) throw new Error(`${this.name}: unknown label ${k}`);
-    return { key: JSON.stringify(values), values };
+  /**
+   * The series key of a label set: its values in labelNames order joined by NUL, a value's own
+   * backslashes and NULs escaped (so no two label sets share a key). Called for every count, so
+   * it allocates little more than the key; a missing or unknown label is refused.
+   */
+  protected key(labels: Labels): string {
+    const names = this.labelNames;
+    let key = '';
+    for (let i = 0; i < names.length; i++) {
+      let v = labels[names[i]!];
+      if (v === undefined) throw new Error(`${this.name}: label ${names[i]} missing`);
+      if (v.includes('\\') || v.includes('\0')) v = v.replaceAll('\\', '\\\\').replaceAll('\0', '\\0');
+      key = i === 0 ? v : `${key}\0${v}`;
+    }
+    for (const k in labels) if (!names.includes(k)) throw new Error(`${this.name}: unknown label ${k}`);
+    return key;
+  }
+
+  /** The label values in labelNames order (when a series is first seen). */
+  protected values(labels: Labels): string[] {
+    return this.labelNames.map((n) => labels[n]!);
   }
 
   abstract samples(): string[];
@@ -74,15 +87,19 @@ abstract class Family {
 abstract class Scalar extends Family {
   private readonly series = new Map<string, { values: string[]; value: number }>();
 
-  protected change(labels: Labels, f: (old: number) => number): void {
-    const { key, values } = this.key(labels);
-    const s = this.series.get(key);
-    if (s) s.value = f(s.value);
-    else this.series.set(key, { values, value: f(0) });
+  /** The series of a label set, made (at 0) when first seen. */
+  protected entry(labels: Labels): { values: string[]; value: number } {
+    const key = this.key(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { values: this.values(labels), value: 0 };
+      this.series.set(key, s);
+    }
+    return s;
   }
 
   get(labels: Labels = {}): number {
-    return this.series.get(this.key(labels).key)?.value ?? 0;
+    return this.series.get(this.key(labels))?.value ?? 0;
   }
 
   samples(): string[] {
@@ -95,12 +112,13 @@ export class Counter extends Scalar {
 
   inc(labels: Labels = {}, by = 1): void {
     if (!(by >= 0)) throw new Error(`${this.name}: a counter only goes up`);
-    this.change(labels, (v) => v + by);
+    this.entry(labels).value += by;
   }
 
   /** Sets the total from a source that counts by itself (resolver statistics); never goes down. */
   setTotal(labels: Labels, total: number): void {
-    this.change(labels, (v) => Math.max(v, total));
+    const s = this.entry(labels);
+    s.value = Math.max(s.value, total);
   }
 }
 
@@ -108,15 +126,15 @@ export class Gauge extends Scalar {
   readonly type = 'gauge';
 
   set(labels: Labels, value: number): void {
-    this.change(labels, () => value);
+    this.entry(labels).value = value;
   }
 
   inc(labels: Labels = {}, by = 1): void {
-    this.change(labels, (v) => v + by);
+    this.entry(labels).value += by;
   }
 
   dec(labels: Labels = {}, by = 1): void {
-    this.change(labels, (v) => v - by);
+    this.entry(labels).value -= by;
   }
 }
 
@@ -133,10 +151,10 @@ export class Histogram extends Family {
   }
 
   observe(labels: Labels, value: number): void {
-    const { key, values } = this.key(labels);
+    const key = this.key(labels);
     let s = this.series.get(key);
     if (!s) {
-      s = { values, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
+      s = { values: this.values(labels), counts: this.buckets.map(() => 0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
     for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]!) s.counts[i]!++;

@@ -80,3 +80,25 @@ test('collectors run before each render', () => {
   assert.match(r.render(), /^z 1$/m);
   assert.match(r.render(), /^z 2$/m);
 });
+
+test('label sets are told apart however their values are spelled: NULs and backslashes in values', () => {
+  const r = new Registry();
+  const c = r.counter('t_total', 'x', ['a', 'b']);
+  const sets = [
+    { a: 'x\0', b: 'y' },
+    { a: 'x', b: '\0y' },
+    { a: 'x\\', b: '0y' },
+    { a: 'x\\0', b: 'y' },
+    { a: 'x', b: 'y' },
+    { a: '', b: '' },
+  ];
+  for (const [i, labels] of sets.entries()) c.inc(labels, i + 1);
+  assert.deepEqual(
+    sets.map((labels) => c.get(labels)),
+    [1, 2, 3, 4, 5, 6],
+  );
+  // the same set in another key order is the same series
+  c.inc({ b: 'y', a: 'x' }, 10);
+  assert.equal(c.get({ a: 'x', b: 'y' }), 15);
+  assert.equal(r.render().split('\n').filter((l) => l.startsWith('t_total{')).length, 6);
+});
