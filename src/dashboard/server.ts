@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../engine/engine.ts';
 import type { RecorderStats } from '../history/recorder.ts';
-import type { VerdictRecord } from '../history/record.ts';
+import { senderOf, type VerdictRecord } from '../history/record.ts';
 import type { HistoryStore } from '../history/store.ts';
 import { type Candidate, candidateOf, whatIf, withCandidate } from '../history/whatif.ts';
 import type { Config } from '../policy/config.ts';
@@ -89,6 +89,9 @@ export interface Dashboard {
   close(): void;
 }
 
+/** A record as the page gets it: with the sender it is counted under (the what-if's, record.ts). */
+const shown = (r: VerdictRecord): VerdictRecord & { sender: string } => ({ ...r, sender: senderOf(r) });
+
 export function createDashboard(o: DashboardOptions): Dashboard {
   const now = o.now ?? Date.now;
   const log = o.log ?? (() => {});
@@ -125,7 +128,7 @@ export function createDashboard(o: DashboardOptions): Dashboard {
       snapshot.records.push(r);
       if (snapshot.records.length > maxRecords) snapshot.records.splice(0, snapshot.records.length - maxRecords);
     }
-    const line = `event: verdict\ndata: ${JSON.stringify(r)}\n\n`;
+    const line = `event: verdict\ndata: ${JSON.stringify(shown(r))}\n\n`;
     for (const res of streams) {
       // a client that does not read is dropped rather than buffered without end
       if (res.writableLength > 1_000_000) {
@@ -270,7 +273,7 @@ ${visit.userId ? html`<form method="post" action="/signout" class="signout">${vi
   router.get('/api/recent', async (visit) => {
     const limit = Math.min(1000, Math.max(1, Number(visit.url.searchParams.get('limit') ?? '100') || 100));
     const list = await o.history.recent(limit);
-    sendJson(visit.res, 200, { records: list.reverse() });
+    sendJson(visit.res, 200, { records: list.reverse().map(shown) });
   });
 
   router.get('/api/stream', (visit) => {

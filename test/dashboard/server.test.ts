@@ -85,6 +85,21 @@ test('the live stream sends each stored record; past maxStreams a client gets 50
       ['192.0.2.1', '192.0.2.2'],
     );
     assert.equal(((await gotB)[1] as { action: string }).action, 'REJECT');
+    // each record comes with the sender it is counted under, the same in /api/recent (newest first)
+    assert.deepEqual(
+      (await gotA).map((r) => (r as { sender: string }).sender),
+      ['example.com', 'example.com'],
+    );
+    await t.history.append([makeRecord({ ip: '192.0.2.3', mailFrom: '', identity: null, helo: 'MX.Example.NET' })]);
+    const recent = (await (await fetch(`${t.base}/api/recent`)).json()) as { records: Array<{ ip: string; sender: string }> };
+    assert.deepEqual(
+      recent.records.map((r) => [r.ip, r.sender]),
+      [
+        ['192.0.2.3', 'mx.example.net'],
+        ['192.0.2.2', 'example.com'],
+        ['192.0.2.1', 'example.com'],
+      ],
+    );
   } finally {
     await t.close();
   }

@@ -48,17 +48,6 @@
     return td;
   }
 
-  function senderOf(r) {
-    if (r.mailFrom) {
-      const at = r.mailFrom.lastIndexOf('@');
-      if (at >= 0 && at < r.mailFrom.length - 1) return r.mailFrom.slice(at + 1).toLowerCase();
-    }
-    if (r.id) return r.id.toLowerCase();
-    if (r.identity) return r.identity.domain;
-    if (r.helo) return r.helo.toLowerCase();
-    return r.mailFrom === '' ? '<>' : '-';
-  }
-
   const time = (t) => new Date(t).toISOString().slice(11, 19);
 
   function verdictRow(r) {
@@ -69,7 +58,7 @@
     tr.className = `action-${r.action}`;
     cell(tr, time(r.time));
     cell(tr, r.ip);
-    cell(tr, senderOf(r));
+    cell(tr, r.sender); // computed by the server (history/record.ts senderOf)
     cell(tr, r.stage);
     cell(tr, r.subjectTagged ? `${r.action} (tagged)` : r.action, 'action');
     const why = document.createElement('td');
