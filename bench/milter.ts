@@ -41,6 +41,9 @@
  *   node bench/milter.ts [--n 20000] [--rounds 1] [--sessions 20] [--size 2048] [--connections 1000]
  *                        [--soak 100000] [--unix] [--pin] [--baseline DIR] [--census 300] [--only none,null,checkid]
  *
+ * Extra node flags for the checkid daemon (a CPU profile: `--cpu-prof --cpu-prof-dir=DIR`) go in
+ * the environment variable MILTER_BENCH_CHECKID_FLAGS.
+ *
  * Needs root and the lab (bash scripts/lab/install.sh). Prints one JSON object. Goals (issue 3):
  * checkid ≥ 1.0× rspamd's messages/s; checkid costs Postfix ≤ 20% of its throughput; < 200 MB RSS
  * with 1,000 connections; nothing lost.
@@ -325,8 +328,11 @@ async function startCheckid(
   const listen = options.unix
     ? `unix:${join(socketDir(postfixGid()), 'milter.sock')}`
     : `inet:127.0.0.1:${await freePort()}`;
+  // extra node flags for the daemon, e.g. MILTER_BENCH_CHECKID_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof'
+  const flags = (process.env.MILTER_BENCH_CHECKID_FLAGS ?? '').split(' ').filter(Boolean);
   const node = [
     process.execPath,
+    ...flags,
     '--import',
     EVENT_LOOP_PROBE,
     options.bin ?? CHECKID_BIN,
