@@ -284,7 +284,28 @@ export function labelText(bytes: Uint8Array, start = 0, end = bytes.length): str
 
 /** The canonical presentation form of a name (escapes normalised, no trailing dot; case kept). */
 export function canonicalName(text: string): string {
-  return formatName(parseName(text));
+  return plainCanonical(text) ?? formatName(parseName(text));
+}
+
+/**
+ * canonicalName's common case without building labels (it runs for every DNS cache look-up): a
+ * name of printable ASCII without escapes, empty labels or over-long ones is its own canonical
+ * form, less a trailing dot. null when parsing must decide.
+ */
+function plainCanonical(text: string): string | null {
+  const len = text.length;
+  const end = len > 0 && text.charCodeAt(len - 1) === 0x2e ? len - 1 : len;
+  if (end === 0 || end + 2 > MAX_NAME_WIRE) return null;
+  let start = 0;
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (i === start || i - start > MAX_LABEL) return null;
+      start = i + 1;
+    } else if (c <= 0x20 || c >= 0x7f || c === 0x5c) return null;
+  }
+  if (end === start || end - start > MAX_LABEL) return null;
+  return end === len ? text : text.slice(0, end);
 }
 
 /** Presentation text of a name given as label bytes (no trailing dot; '' for the root). */
