@@ -32,13 +32,32 @@ async function responder(answerEvery = 1): Promise<{ port: number; seen: number[
   return { port: s.address().port, seen, close: () => s.close() };
 }
 
-test('sends RATE × SECONDS queries with fresh IDs and times every answer', { skip }, async () => {
+/** Runs the generator at `rate` for `seconds` against `port` with these queries. */
+async function load(
+  port: number,
+  rate: number,
+  seconds: number,
+  queries: string[],
+): Promise<{ r: UdpLoadResult; stdout: string }> {
   const file = join(dir, 'q.bin');
-  writePacketFile(file, [Buffer.from('Q\0\0\0first'), Buffer.from('Q\0\0\0second one')]);
+  writePacketFile(
+    file,
+    queries.map((q) => Buffer.from(q)),
+  );
+  const { stdout } = await run(bin as string, [
+    '127.0.0.1',
+    String(port),
+    String(rate),
+    String(seconds),
+    file,
+  ]);
+  return { r: JSON.parse(stdout) as UdpLoadResult, stdout };
+}
+
+test('sends RATE × SECONDS queries with fresh IDs and times every answer', { skip }, async () => {
   const echo = await responder();
   try {
-    const { stdout } = await run(bin as string, ['127.0.0.1', String(echo.port), '2000', '0.5', file]);
-    const r = JSON.parse(stdout) as UdpLoadResult;
+    const { r, stdout } = await load(echo.port, 2000, 0.5, ['Q\0\0\0first', 'Q\0\0\0second one']);
     assert.equal(r.sent, 1000);
     assert.equal(r.answered, 1000);
     assert.equal(r.lost, 0);
@@ -54,12 +73,9 @@ test('sends RATE × SECONDS queries with fresh IDs and times every answer', { sk
 });
 
 test('unanswered queries are counted as lost', { skip }, async () => {
-  const file = join(dir, 'q.bin');
-  writePacketFile(file, [Buffer.from('Q\0\0\0x')]);
   const half = await responder(2);
   try {
-    const { stdout } = await run(bin as string, ['127.0.0.1', String(half.port), '1000', '0.2', file]);
-    const r = JSON.parse(stdout) as UdpLoadResult;
+    const { r } = await load(half.port, 1000, 0.2, ['Q\0\0\0x']);
     assert.equal(r.sent, 200);
     assert.equal(r.answered, 100);
     assert.equal(r.lost, 100);
