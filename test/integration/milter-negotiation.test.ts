@@ -122,6 +122,18 @@ describe('milter negotiation derived from the policy, through real MTAs', {
     return client;
   };
 
+  /** One message from pass@pass.lab.example through `mta` on a session of its own: accepted. */
+  const accepted = async (mta: MtaName, raw: string) => {
+    const client = await connect(mta);
+    const r = await transaction(client, {
+      from: 'pass@pass.lab.example',
+      to: ['rcpt@dest.example'],
+      message: raw,
+    });
+    await client.quit();
+    assert.equal(r.final.code, 250, r.final.raw.join('\n'));
+  };
+
   /** the milter connections of finished SMTP sessions (each ends with QUIT) */
   const finished = async (count: number) => {
     await waitUntil(
@@ -147,15 +159,7 @@ describe('milter negotiation derived from the policy, through real MTAs', {
       `${mta}, the lab policy (DKIM, ARC, no per-recipient rules, no hook): three round trips a message; DKIM still passes`,
       withLogs(mta, async () => {
         await use(labConfig());
-        const raw = await signed(`dkim ${mta}`);
-        const client = await connect(mta);
-        const r = await transaction(client, {
-          from: 'pass@pass.lab.example',
-          to: ['rcpt@dest.example'],
-          message: raw,
-        });
-        await client.quit();
-        assert.equal(r.final.code, 250, r.final.raw.join('\n'));
+        await accepted(mta, await signed(`dkim ${mta}`));
         const [c] = await finished(1);
         const flags = optneg(c!).protocol;
         negotiated(flags, [
@@ -277,14 +281,7 @@ describe('milter negotiation derived from the policy, through real MTAs', {
         from: 'pass@pass.lab.example',
         headers: ['X-Lab-Case: nobody', 'Authentication-Results: mx.lab.example; spf=pass (forged)'],
       });
-      const client = await connect('postfix');
-      const r = await transaction(client, {
-        from: 'pass@pass.lab.example',
-        to: ['rcpt@dest.example'],
-        message: raw,
-      });
-      await client.quit();
-      assert.equal(r.final.code, 250, r.final.raw.join('\n'));
+      await accepted('postfix', raw);
       const [c] = await finished(1);
       const flags = optneg(c!).protocol;
       assert.ok(has(flags, SMFIP.NOBODY) && has(flags, SMFIP.NOEOH));
@@ -354,14 +351,7 @@ describe('milter negotiation derived from the policy, through real MTAs', {
       const config = labConfig();
       await use(config);
       const send = async (subject: string) => {
-        const client = await connect('postfix');
-        const r = await transaction(client, {
-          from: 'pass@pass.lab.example',
-          to: ['rcpt@dest.example'],
-          message: await signed(subject),
-        });
-        await client.quit();
-        assert.equal(r.final.code, 250, r.final.raw.join('\n'));
+        await accepted('postfix', await signed(subject));
         return sink.find(`X-Lab-Case: ${subject}`);
       };
       await send('before reload');
