@@ -1,14 +1,13 @@
 /** `checkid serve`: the mail-log line on stdout, JSON logs on stderr, GET /metrics on the HTTP API. */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, test } from 'node:test';
 import { type DnsTestServer, startDnsServer } from '../support/dns-server.ts';
-import { CHECKID_BIN, FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
+import { startDaemon } from '../support/daemon.ts';
+import { FIXTURES, seedZone, tempDir } from '../support/fixtures.ts';
 
 let dns: DnsTestServer;
 before(async () => {
@@ -24,30 +23,18 @@ test('serve writes one mail-log line per final verdict to stdout and counts it i
     config,
     `${readFileSync(join(FIXTURES, 'seed-authent.yaml'), 'utf8')}\nhttp:\n  listen: 127.0.0.1:0\nmilter:\n  listen: inet:127.0.0.1:0\npolicy:\n  listen: inet:127.0.0.1:0\nreadsocket:\n  listen: inet:127.0.0.1:0\n`,
   );
-  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', dns.address], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CHECKID_LOG_LEVEL: 'info' },
-  });
+  const serve = await startDaemon(['serve', '--config', config, '--resolver', dns.address], { env: { CHECKID_LOG_LEVEL: 'info' } });
   try {
-    const stderr = createInterface({ input: child.stderr! })[Symbol.asyncIterator]();
-    type Listening = { level: string; msg: string; http: string; time: string; milter: string; policy: string; readsocket: string };
-    let listening: Listening | undefined;
-    while (!listening) {
-      const { value, done } = await stderr.next();
-      assert.ok(!done, 'serve exited before listening');
-      const entry = JSON.parse(value) as Listening;
-      if (entry.msg === 'checkid listening') listening = entry;
-    }
+    const listening = serve.logs.find((e) => e.msg === 'checkid listening')!;
     assert.equal(listening.level, 'info');
-    assert.match(listening.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    const base = `http://${listening.http}`;
-    const stdout = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    assert.match(String(listening.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const base = `http://${serve.listening.http}`;
 
     const r = (await (await fetch(`${base}/v1/check`, { method: 'POST', body: JSON.stringify({ ip: '192.0.2.1', id: 'example.net', mail_from: 'a@example.net', rcpt: ['b@example.org'] }) })).json()) as { action: string };
     assert.equal(r.action, 'REJECT');
-    const line = await stdout.next();
+    const line = await serve.waitFor<string>('the mail-log line', (l) => l.startsWith('checkid: '));
     assert.equal(
-      line.value,
+      line,
       `checkid: client=[192.0.2.1] helo=- id=example.net from=- to=- stage=id action=REJECT reply="550 5.7.1 Sending MTA '192.0.2.1' not authorized by 'example.net'" reason=identity-spf-fail facts="iprev=pass id=fail ratings=none"`,
     );
 
@@ -66,7 +53,7 @@ test('serve writes one mail-log line per final verdict to stdout and counts it i
 
     // every listener counts its connections: one held open to each of milter, policy and readsocket
     const port = (address: string) => Number(/:(\d+)$/.exec(address)![1]);
-    const held = [listening.milter, listening.policy, listening.readsocket].map((a) => net.connect(port(a), '127.0.0.1'));
+    const held = [serve.listening.milter, serve.listening.policy, serve.listening.readsocket].map((a) => net.connect(port(a!), '127.0.0.1'));
     await Promise.all(held.map((c) => once(c, 'connect')));
     const want = ['milter', 'policy', 'readsocket'].map((l) => `checkid_connections_active{listener="${l}"} 1`);
     let active: string[] = [];
@@ -76,11 +63,8 @@ test('serve writes one mail-log line per final verdict to stdout and counts it i
     for (const w of want) assert.ok(active.includes(w), `${w} in\n${active.join('\n')}`);
     for (const c of held) c.destroy();
   } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const [code] = await exited;
-      assert.equal(code, 0);
-    }
+    assert.equal(await serve.stop(), 0);
   }
+  // one line for the one final verdict, and nothing else on stdout
+  assert.equal(serve.stdout.length, 1);
 });
