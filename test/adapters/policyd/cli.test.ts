@@ -3,7 +3,7 @@
  * readsocket listeners from their config keys (and stopping them on SIGTERM).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -15,6 +15,7 @@ import { encodeRequest } from '../../../src/adapters/policyd/protocol.ts';
 import { integrationText, MTAS, sendmailSocket } from '../../../src/cli/integrate.ts';
 import { parseConfig } from '../../../src/policy/config.ts';
 import { type DnsTestServer, startDnsServer } from '../../support/dns-server.ts';
+import { startDaemon } from '../../support/daemon.ts';
 import { CHECKID_BIN, tempDir } from '../../support/fixtures.ts';
 import { ADAPTER_CONFIG_YAML, adapterZone, postfixRequest } from './helpers.ts';
 
@@ -103,28 +104,16 @@ async function askReadsocket(address: string, request: string): Promise<string> 
 test('checkid serve starts the policy and readsocket listeners from policy.listen and readsocket.listen; SIGTERM stops them', { timeout: 60_000 }, async () => {
   const config = join(tempDir('checkid-serve-policy-'), 'checkid.yaml');
   writeFileSync(config, `${ADAPTER_CONFIG_YAML}policy:\n  listen: inet:127.0.0.1:0\nreadsocket:\n  listen: inet:127.0.0.1:0\n`);
-  const child = spawn(process.execPath, [CHECKID_BIN, 'serve', '--config', config, '--resolver', dns.address], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => {
-    log += d.toString();
-  });
+  const serve = await startDaemon(['serve', '--config', config, '--resolver', dns.address]);
   try {
-    let listening: Record<string, string> | undefined;
-    for (let i = 0; i < 400 && !listening; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      const line = log.split('\n').find((l) => l.includes('"checkid listening"'));
-      if (line) listening = JSON.parse(line) as Record<string, string>;
-    }
-    assert.ok(listening, log);
-    assert.match(listening.policy!, /^inet:127\.0\.0\.1:\d+$/);
-    assert.match(listening.readsocket!, /^inet:127\.0\.0\.1:\d+$/);
-    assert.equal(await askPolicy(listening.policy!, { helo_name: 'client.adapter.example', sender: 'a@fail.adapter.example', recipient: 'b@dest.example' }), "action=550 5.7.23 SPF: 'fail.adapter.example' does not designate '127.0.0.1' as permitted sender\n\n");
-    assert.match(await askReadsocket(listening.readsocket!, 'stage=mail\nip=127.0.0.1\nhelo=client.adapter.example\nsender=a@pass.adapter.example\n\n'), /^action="CONTINUE" /);
+    const { policy, readsocket } = serve.listening;
+    assert.match(policy!, /^inet:127\.0\.0\.1:\d+$/);
+    assert.match(readsocket!, /^inet:127\.0\.0\.1:\d+$/);
+    assert.equal(await askPolicy(policy!, { helo_name: 'client.adapter.example', sender: 'a@fail.adapter.example', recipient: 'b@dest.example' }), "action=550 5.7.23 SPF: 'fail.adapter.example' does not designate '127.0.0.1' as permitted sender\n\n");
+    assert.match(await askReadsocket(readsocket!, 'stage=mail\nip=127.0.0.1\nhelo=client.adapter.example\nsender=a@pass.adapter.example\n\n'), /^action="CONTINUE" /);
   } finally {
-    child.kill('SIGTERM');
+    assert.equal(await serve.stop('SIGTERM'), 0, serve.output());
   }
-  const [code] = await once(child, 'exit');
-  assert.equal(code, 0, log);
 });
 
 test('checkid policy without an address anywhere says so (exit 3); a bad --listen is a start-up error (exit 1)', () => {
