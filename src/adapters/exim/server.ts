@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { type Engine, type Logger, parseHeaderBlock } from '../../engine/engine.ts';
 import type { HeaderField, Verdict } from '../../engine/verdict.ts';
-import { type Answer, type Ask, SessionTable } from '../policyd/staged.ts';
+import { askStaged, stagedSessions } from '../common/staged-handler.ts';
+import type { Answer, Ask, SessionTable } from '../policyd/staged.ts';
 import { encodeReadsocketResponse, parseReadsocketRequest, type ReadsocketRequest } from './protocol.ts';
 
 export interface ReadsocketServerOptions {
@@ -76,11 +77,7 @@ export interface ReadsocketHandler {
 
 export function createReadsocketHandler(options: ReadsocketServerOptions): ReadsocketHandler {
   const log = options.log ?? (() => {});
-  const sessions = new SessionTable({
-    engine: options.engine,
-    ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}),
-    ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
-  });
+  const sessions = stagedSessions(options);
   return {
     sessions,
     async handle(req) {
@@ -102,14 +99,10 @@ export function createReadsocketHandler(options: ReadsocketServerOptions): Reads
         ask.endOfMessage = true;
         if (received) ask.headers = received;
       }
-      let answer: Answer;
-      try {
-        answer = await sessions.get(key, req.ip).ask(ask);
-      } catch (err) {
-        if ((err as Error).name !== 'SessionError') throw err;
-        log('warn', 'readsocket request the engine cannot check; answering CONTINUE', { stage: req.stage, error: (err as Error).message });
-        return [...CONTINUE, ['reason', 'bad-input']];
-      }
+      const answer = await askStaged(sessions, key, req.ip, ask, (error) =>
+        log('warn', 'readsocket request the engine cannot check; answering CONTINUE', { stage: req.stage, error }),
+      );
+      if (!answer) return [...CONTINUE, ['reason', 'bad-input']];
       if (!req.session) sessions.drop(key);
       const pairs = readsocketResponse(answer, received);
       log('debug', 'readsocket answer', { stage: req.stage, client: req.ip, action: pairs[0]![1], reason: answer.verdict.reason });

@@ -18,8 +18,9 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Engine, Logger } from '../../engine/engine.ts';
 import type { HeaderField, Verdict } from '../../engine/verdict.ts';
+import { askStaged, stagedSessions } from '../common/staged-handler.ts';
 import { encodeReply, PolicyParser, PolicyProtocolError, type PolicyRequest } from './protocol.ts';
-import { type Answer, type Ask, type AskStage, SessionTable } from './staged.ts';
+import type { Ask, AskStage, SessionTable } from './staged.ts';
 
 export interface PolicyServerOptions {
   engine: Engine;
@@ -116,25 +117,17 @@ export interface PolicyHandler {
 
 export function createPolicyHandler(options: PolicyServerOptions): PolicyHandler {
   const log = options.log ?? (() => {});
-  const sessions = new SessionTable({
-    engine: options.engine,
-    ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}),
-    ...(options.maxSessions !== undefined ? { maxSessions: options.maxSessions } : {}),
-  });
+  const sessions = stagedSessions(options);
   return {
     sessions,
     async handle(req) {
       const q = requestToAsk(req);
       if (!q) return 'DUNNO';
-      let answer: Answer;
-      try {
-        answer = await sessions.get(q.key, q.ip).ask(q.ask);
-      } catch (err) {
-        if ((err as Error).name !== 'SessionError') throw err;
-        // input the engine refuses (no IP, a line break in HELO): no opinion, as Postfix would get from no server
-        log('warn', 'policy request the engine cannot check; answering DUNNO', { state: q.state, error: (err as Error).message });
-        return 'DUNNO';
-      }
+      const answer = await askStaged(sessions, q.key, q.ip, q.ask, (error) =>
+        log('warn', 'policy request the engine cannot check; answering DUNNO', { state: q.state, error }),
+      );
+      // input the engine refuses (no IP, a line break in HELO): no opinion, as Postfix would get from no server
+      if (!answer) return 'DUNNO';
       if (q.ask.endOfMessage) sessions.drop(q.key);
       const v = answer.verdict;
       const action = policyAction(v, q.ask.stage, answer.headers[0], q.ask.endOfMessage);
