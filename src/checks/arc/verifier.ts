@@ -11,9 +11,7 @@
  * A message without ARC header fields costs one pass over the field names; a chain that fails its
  * structure costs no DNS and no hashing. The body is never stored.
  */
-import type { BodyHash } from '../dkim/body-hash.ts';
-import { StreamingVerifier } from '../dkim/streaming.ts';
-import { type Clock, systemClock } from '../../common/clock.ts';
+import { type PreparedSignature, StreamingVerifier, withDefaults } from '../dkim/streaming.ts';
 import {
   relaxedHeaderValue,
 } from '../dkim/canon.ts';
@@ -21,23 +19,15 @@ import {
   type FieldIndex,
   type HeaderField,
   indexFields,
-  selectFields,
   signedHeaderText,
   splitRawMessage,
 } from '../dkim/fields.ts';
 import {
   type DkimKey,
-  type DkimKeyCache,
-  defaultKeyCache,
   type KeyLookup,
   keyAllowsHash,
 } from '../dkim/key.ts';
-import {
-  checkSignatureTimes,
-  type DkimSignature,
-  type HashAlgorithm,
-  type KeyType,
-} from '../dkim/signature.ts';
+import type { DkimSignature, HashAlgorithm, KeyType } from '../dkim/signature.ts';
 import { verifySignature } from '../dkim/verifier.ts';
 import {
   type ArcChain,
@@ -51,15 +41,11 @@ import { type ArcDeps, type ArcOptions, type ArcResult, DEFAULT_ARC_OPTIONS } fr
 type Outcome = { status: 'pass' } | { status: 'fail' | 'temperror'; reason: string };
 
 /** One ARC-Message-Signature to verify. */
-interface AmsCheck {
+interface AmsCheck extends Partial<PreparedSignature> {
   instance: number;
   /** decided before the body: why it cannot pass */
   early?: string;
   sig?: DkimSignature;
-  headerData?: Buffer;
-  target?: BodyHash;
-  canonLength?: () => number;
-  key?: Promise<KeyLookup>;
 }
 
 /** One ARC-Seal to verify. */
@@ -72,23 +58,14 @@ interface SealCheck {
 }
 
 export class ArcVerifier extends StreamingVerifier<ArcResult> {
-  private readonly deps: ArcDeps;
-  private readonly clock: Clock;
-  private readonly cache: DkimKeyCache;
   private readonly options: Required<ArcOptions>;
   private chain: ArcChain | null = null;
   private ams: AmsCheck[] = [];
   private seals: SealCheck[] = [];
 
   constructor(deps: ArcDeps, options: ArcOptions = {}) {
-    const set: Partial<ArcOptions> = {};
-    for (const [k, v] of Object.entries(options))
-      if (v !== undefined) (set as Record<string, unknown>)[k] = v;
-    const resolved = { ...DEFAULT_ARC_OPTIONS, ...set };
-    super(resolved);
-    this.deps = deps;
-    this.clock = deps.clock ?? systemClock;
-    this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
+    const resolved = withDefaults<ArcOptions>(DEFAULT_ARC_OPTIONS, options);
+    super(deps, resolved, 'key look-up abandoned: validation aborted');
     this.options = resolved;
   }
 
@@ -139,20 +116,13 @@ export class ArcVerifier extends StreamingVerifier<ArcResult> {
       check.early = 'rsa-sha1 is not accepted (RFC 8301 §3.1)';
       return check;
     }
-    const late = checkSignatureTimes(sig, now, this.options.maxFutureSeconds);
-    if (late) {
-      check.early = late;
+    const ready = this.prepareSigned(sig, set.ams.at, index, now);
+    if (typeof ready === 'string') {
+      check.early = ready;
       return check;
     }
     check.sig = sig;
-    const selected = selectFields(this.fields, index, sig.signedHeaders, set.ams.at);
-    const text = signedHeaderText(selected, sig.headerCanon, set.ams.field.name, sig.valueWithoutB);
-    check.headerData = Buffer.from(text, this.options.encoding);
-    const body = this.bodyHashes.target(sig.bodyCanon, sig.hash, sig.bodyLength);
-    check.target = body.hash;
-    check.canonLength = body.canonLength;
-    check.key = this.lookup(sig.selector, sig.domain);
-    return check;
+    return Object.assign(check, ready);
   }
 
   /**
@@ -169,26 +139,8 @@ export class ArcVerifier extends StreamingVerifier<ArcResult> {
     }
     const own = signedHeaderText([], 'relaxed', set.seal.field.name, seal.valueWithoutB);
     check.data = Buffer.from(covered + own, this.options.encoding);
-    check.key = this.lookup(seal.selector, seal.domain);
+    check.key = this.lookupKey(seal.selector, seal.domain);
     return check;
-  }
-
-  private lookup(selector: string, domain: string): Promise<KeyLookup> {
-    const key = this.cache
-      .lookup(this.deps.resolver, selector, domain)
-      .catch((e: unknown): KeyLookup => ({ status: 'temperror', reason: `key unavailable: ${String(e)}` }));
-    const signal = this.deps.signal;
-    if (!signal) return key;
-    const aborted: KeyLookup = { status: 'temperror', reason: 'key look-up abandoned: validation aborted' };
-    if (signal.aborted) return Promise.resolve(aborted);
-    return new Promise((resolve) => {
-      const onAbort = () => resolve(aborted);
-      signal.addEventListener('abort', onAbort, { once: true });
-      key.then((v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      });
-    });
   }
 
   /** The Chain Validation Status and what decided it (via finish()). */

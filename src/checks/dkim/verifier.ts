@@ -10,20 +10,15 @@
  * Each distinct (body canonicalization, hash, l=) is hashed once however many signatures share
  * it; the body is never stored. Key look-ups start at endOfHeaders(), so DNS overlaps the body.
  */
-import type { BodyHash } from './body-hash.ts';
-import { StreamingVerifier } from './streaming.ts';
+import { type PreparedSignature, StreamingVerifier, withDefaults } from './streaming.ts';
 import { createHash, verify as cryptoVerify } from 'node:crypto';
-import { type Clock, systemClock } from '../../common/clock.ts';
 import {
   type FieldIndex,
   indexFields,
-  selectFields,
-  signedHeaderText,
   splitRawMessage,
 } from './fields.ts';
-import { type DkimKey, type DkimKeyCache, defaultKeyCache, type KeyLookup, keyAllowsHash } from './key.ts';
+import { type DkimKey, keyAllowsHash } from './key.ts';
 import {
-  checkSignatureTimes,
   type DkimSignature,
   parseDkimSignature,
 } from './signature.ts';
@@ -35,16 +30,12 @@ import {
   type DkimResultCode,
 } from './types.ts';
 
-interface Pending {
+interface Pending extends Partial<PreparedSignature> {
   index: number;
   /** decided before the body (unparsable, refused algorithm, expired…) */
   early?: { result: DkimResultCode; reason: string };
   partial: { domain: string; selector: string; b: string; algorithm: string };
   sig?: DkimSignature;
-  headerData?: Buffer;
-  target?: BodyHash;
-  canonLength?: () => number;
-  key?: Promise<KeyLookup>;
 }
 
 const HEADER_B_MIN = 8;
@@ -60,20 +51,14 @@ export function shortBValues(values: readonly string[]): string[] {
 }
 
 export class DkimVerifier extends StreamingVerifier<DkimResult[]> {
-  private readonly deps: DkimDeps;
-  private readonly clock: Clock;
-  private readonly cache: DkimKeyCache;
   private readonly options: Required<DkimOptions>;
   private pending: Pending[] = [];
   /** DKIM-Signature fields beyond maxSignatures, not verified */
   skippedSignatures = 0;
 
   constructor(deps: DkimDeps, options: DkimOptions = {}) {
-    const resolved = { ...DEFAULT_DKIM_OPTIONS, ...stripUndefined(options) };
-    super(resolved);
-    this.deps = deps;
-    this.clock = deps.clock ?? systemClock;
-    this.cache = deps.keyCache ?? defaultKeyCache(deps.resolver, this.clock);
+    const resolved = withDefaults<DkimOptions>(DEFAULT_DKIM_OPTIONS, options);
+    super(deps, resolved, 'key look-up abandoned: the verification was aborted');
     this.options = resolved;
   }
 
@@ -105,26 +90,12 @@ export class DkimVerifier extends StreamingVerifier<DkimResult[]> {
       p.early = { result: 'policy', reason: 'rsa-sha1 signatures are not accepted (RFC 8301 §3.1)' };
       return p;
     }
-    const late = checkSignatureTimes(sig, now, this.options.maxFutureSeconds);
-    if (late) {
-      p.early = { result: 'policy', reason: late };
+    const ready = this.prepareSigned(sig, at, index, now);
+    if (typeof ready === 'string') {
+      p.early = { result: 'policy', reason: ready };
       return p;
     }
-    const selected = selectFields(this.fields, index, sig.signedHeaders, at);
-    const text = signedHeaderText(selected, sig.headerCanon, field.name, sig.valueWithoutB);
-    p.headerData = Buffer.from(text, this.options.encoding);
-    const body = this.bodyHashes.target(sig.bodyCanon, sig.hash, sig.bodyLength);
-    p.target = body.hash;
-    p.canonLength = body.canonLength;
-    // the look-up itself is not aborted with our signal: it is shared with other messages and
-    // its answer still fills the cache; only our waiting for it stops
-    const key = this.cache.lookup(this.deps.resolver, sig.selector, sig.domain);
-    // a rejected look-up (a broken resolver) must not surface as an unhandled rejection
-    const safe = key.catch(
-      (e: unknown): KeyLookup => ({ status: 'temperror', reason: `key unavailable: ${String(e)}` }),
-    );
-    p.key = this.deps.signal ? untilAborted(safe, this.deps.signal) : safe;
-    return p;
+    return Object.assign(p, ready);
   }
 
   /** Octets of body state held between body() calls (fixed-size buffers only), for tests. */
@@ -231,23 +202,6 @@ export class DkimVerifier extends StreamingVerifier<DkimResult[]> {
   }
 }
 
-/** The look-up's answer, or temperror as soon as the signal aborts. */
-function untilAborted(lookup: Promise<KeyLookup>, signal: AbortSignal): Promise<KeyLookup> {
-  const aborted: KeyLookup = {
-    status: 'temperror',
-    reason: 'key look-up abandoned: the verification was aborted',
-  };
-  if (signal.aborted) return Promise.resolve(aborted);
-  return new Promise((resolve) => {
-    const onAbort = () => resolve(aborted);
-    signal.addEventListener('abort', onAbort, { once: true });
-    lookup.then((v) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(v);
-    });
-  });
-}
-
 /** The header signature check: RSASSA-PKCS1-v1_5 over the data, or Ed25519 over its SHA-256 (RFC 8463 §3). */
 export function verifySignature(
   sig: Pick<DkimSignature, 'keyType' | 'hash' | 'signature'>,
@@ -285,12 +239,6 @@ export function verifySignatureAsync(
       resolve(false);
     }
   });
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  const out: Partial<T> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-  return out;
 }
 
 /**
