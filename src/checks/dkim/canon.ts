@@ -85,18 +85,18 @@ export interface BodyCanonicalizer {
 }
 
 /**
- * "simple" body canonicalization (§3.4.3): the body as is, except that empty lines at the end are
- * dropped and a missing final CRLF is added (an empty body becomes one CRLF). Output is passed to
- * the sink as views of the input, so nothing is copied unless a bare LF needs a CR.
+ * What both body canonicalizers keep between calls: where their output goes, how much they wrote,
+ * the line ends held back (counted, written only when content follows them) and a CR that ended
+ * the last chunk (the next one says whether it began a CRLF).
  */
-export class SimpleBodyCanonicalizer implements BodyCanonicalizer {
-  readonly kind = 'simple';
+abstract class BodyCanonicalizerBase implements BodyCanonicalizer {
+  abstract readonly kind: Canonicalization;
   length = 0;
   readonly bufferedBytes = 0;
-  private readonly sink: BodySink;
-  private pending = 0;
-  private heldCr = false;
-  private finished = false;
+  protected readonly sink: BodySink;
+  protected pending = 0;
+  protected heldCr = false;
+  protected finished = false;
 
   constructor(sink: BodySink) {
     this.sink = sink;
@@ -105,6 +105,18 @@ export class SimpleBodyCanonicalizer implements BodyCanonicalizer {
   get heldLineEnds(): number {
     return this.pending;
   }
+
+  abstract update(chunk: Uint8Array): void;
+  abstract finish(): void;
+}
+
+/**
+ * "simple" body canonicalization (§3.4.3): the body as is, except that empty lines at the end are
+ * dropped and a missing final CRLF is added (an empty body becomes one CRLF). Output is passed to
+ * the sink as views of the input, so nothing is copied unless a bare LF needs a CR.
+ */
+export class SimpleBodyCanonicalizer extends BodyCanonicalizerBase {
+  readonly kind = 'simple';
 
   private emit(data: Uint8Array): void {
     if (data.length === 0) return;
@@ -204,23 +216,9 @@ const SCRATCH = new Uint8Array(RELAXED_BUFFER_SIZE);
  * that lacks one (an empty body stays empty). Between calls its whole state is two counters and
  * two flags.
  */
-export class RelaxedBodyCanonicalizer implements BodyCanonicalizer {
+export class RelaxedBodyCanonicalizer extends BodyCanonicalizerBase {
   readonly kind = 'relaxed';
-  length = 0;
-  readonly bufferedBytes = 0;
-  private readonly sink: BodySink;
-  private pending = 0;
   private space = false;
-  private heldCr = false;
-  private finished = false;
-
-  constructor(sink: BodySink) {
-    this.sink = sink;
-  }
-
-  get heldLineEnds(): number {
-    return this.pending;
-  }
 
   /** Hands SCRATCH[0, o) to the sink; returns the new fill (0). */
   private flush(o: number): number {
