@@ -10,9 +10,9 @@
  * Load: at most `maxInFlight` distinct questions on the wire (the rest wait in a FIFO queue),
  * and identical questions asked while one is in flight share it.
  */
-import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { RandomIds } from '../common/random-ids.ts';
 import { formatServer, parseServerSpec, type ServerAddress, sameHost } from './address.ts';
 import {
   CLASS_IN,
@@ -68,21 +68,6 @@ export interface StubResolverStats {
 }
 
 type AnyResult = DnsResult<RecordType>;
-
-/** Random 16-bit IDs drawn from a refilled crypto buffer (one syscall per 2048 IDs). */
-class RandomIds {
-  private readonly buf = Buffer.allocUnsafe(4096);
-  private pos = this.buf.length;
-  next(): number {
-    if (this.pos >= this.buf.length) {
-      randomFillSync(this.buf);
-      this.pos = 0;
-    }
-    const v = (this.buf[this.pos]! << 8) | this.buf[this.pos + 1]!;
-    this.pos += 2;
-    return v;
-  }
-}
 
 interface Registration {
   task: Task;
@@ -172,7 +157,7 @@ export class StubResolver implements Resolver {
   private readonly udpPayloadSize: number | false;
   private readonly socketsPerServer: number;
   private readonly queriesPerSocket: number;
-  private readonly ids = new RandomIds();
+  private readonly ids = new RandomIds(2048);
   /** per server index: its sockets */
   private readonly pools: (UdpSlot | null)[][];
   private readonly poolNext: number[];

@@ -13,13 +13,13 @@
  * 'skipped' (nothing asked: null sender, unusable domain), 'timeout' (no usable reply in time, or
  * every server unreachable) and 'error' (a bad IP, the caller aborted, the client closed).
  */
-import { randomFillSync } from 'node:crypto';
 import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { type Clock, systemClock } from '../common/clock.ts';
 import { formatIp, normalizeIp, parseIp } from '../common/ip.ts';
+import { RandomIds } from '../common/random-ids.ts';
 import { formatSiqServer, parseSiqServer, type SiqServer } from './address.ts';
 import { MemorySiqCache, type SiqCache, siqCacheKey } from './cache.ts';
 import { decodeReply, encodeQuery, SiqDecodeError, type SiqQueryType, type SiqReply } from './codec.ts';
@@ -103,20 +103,6 @@ export interface SiqClientStats {
   ignored: { wrongSource: number; wrongId: number; malformed: number };
 }
 
-class RandomIds {
-  private readonly buf = Buffer.allocUnsafe(512);
-  private pos = this.buf.length;
-  next(): number {
-    if (this.pos >= this.buf.length) {
-      randomFillSync(this.buf);
-      this.pos = 0;
-    }
-    const v = (this.buf[this.pos]! << 8) | this.buf[this.pos + 1]!;
-    this.pos += 2;
-    return v;
-  }
-}
-
 function positive(value: number | undefined, fallback: number, what: string, min = 1): number {
   if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < min) throw new Error(`${what} must be a number >= ${min}`);
@@ -178,7 +164,7 @@ export class SiqClient {
   private readonly queryNullSender: boolean;
   private readonly followRedirects: boolean;
   private readonly lookup: (host: string) => Promise<string[]>;
-  private readonly ids = new RandomIds();
+  private readonly ids = new RandomIds(256);
   private readonly inflight = new Map<string, Promise<SiqResult>>();
   private readonly closer = new AbortController();
   private readonly counters = {
