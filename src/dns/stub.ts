@@ -454,13 +454,10 @@ export class StubResolver implements Resolver {
     });
   }
 
-  private sendUdp(task: Task, server: number, edns: boolean): void {
-    const slot = this.slotFor(server);
-    let id = this.ids.next();
-    while (slot.pending.has(id)) id = this.ids.next();
-    let packet: Buffer;
+  /** The query for `task` with `id`; null, the task finished with the error, if it cannot be encoded. */
+  private queryPacket(task: Task, id: number, edns: boolean): Buffer | null {
     try {
-      packet = encodeQuery({
+      return encodeQuery({
         id,
         name: task.labels,
         type: task.type,
@@ -468,8 +465,16 @@ export class StubResolver implements Resolver {
       });
     } catch (err) {
       this.finish(task, { status: 'error', message: (err as Error).message });
-      return;
+      return null;
     }
+  }
+
+  private sendUdp(task: Task, server: number, edns: boolean): void {
+    const slot = this.slotFor(server);
+    let id = this.ids.next();
+    while (slot.pending.has(id)) id = this.ids.next();
+    const packet = this.queryPacket(task, id, edns);
+    if (!packet) return;
     slot.pending.set(id, { task, server, edns });
     task.registrations.push({ slot, id });
     if (++slot.sent >= this.queriesPerSocket) this.retire(slot);
@@ -571,18 +576,8 @@ export class StubResolver implements Resolver {
   private startTcp(task: Task, server: number, edns: boolean): void {
     const addr = this.servers[server]!;
     const id = this.ids.next();
-    let packet: Buffer;
-    try {
-      packet = encodeQuery({
-        id,
-        name: task.labels,
-        type: task.type,
-        edns: edns ? { udpPayloadSize: this.udpPayloadSize as number } : false,
-      });
-    } catch (err) {
-      this.finish(task, { status: 'error', message: (err as Error).message });
-      return;
-    }
+    const packet = this.queryPacket(task, id, edns);
+    if (!packet) return;
     this.counters.tcpSent++;
     task.server = server;
     const socket = net.connect({ host: addr.host, port: addr.port });
