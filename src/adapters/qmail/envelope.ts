@@ -1,7 +1,10 @@
 /**
  * qmail-queue's envelope (qmail-queue(8)): `F<sender>\0`, then `T<recipient>\0` per recipient,
  * then one more `\0`. The sender may be empty (the null sender); there is at least one recipient.
+ * qmail is 8-bit clean: addresses are read as UTF-8, and one that is not UTF-8 is written back
+ * with the bytes it came with.
  */
+import { isUtf8 } from 'node:buffer';
 
 /** qmail-queue's own exit codes for a bad envelope. */
 export const QQ_READ_ERROR = 54;
@@ -37,20 +40,37 @@ export function parseEnvelope(bytes: Uint8Array): QmailEnvelope {
       if (nul !== buf.length - 1) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, 'data after the final NUL of the envelope');
       break;
     }
-    fields.push(buf.subarray(start, nul).toString('utf8'));
+    fields.push(buf.subarray(start, nul));
     start = nul + 1;
   }
   const [first, ...rest] = fields;
-  if (!first?.startsWith('F')) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, 'envelope does not start with F<sender>');
+  if (first?.[0] !== 0x46) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, 'envelope does not start with F<sender>');
   if (rest.length === 0) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, 'envelope without recipients');
-  const recipients: string[] = [];
   for (const f of rest) {
-    if (!f.startsWith('T')) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, `envelope field ${JSON.stringify(f.slice(0, 40))} is not T<recipient>`);
-    recipients.push(f.slice(1));
+    if (f[0] !== 0x54) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, `envelope field ${JSON.stringify(f.subarray(0, 40).toString('utf8'))} is not T<recipient>`);
   }
-  return { sender: first.slice(1), recipients };
+  const raw = [first, ...rest].map((f) => f.subarray(1));
+  const [sender, ...recipients] = raw.map((b) => b.toString('utf8'));
+  const envelope = { sender: sender!, recipients };
+  if (!raw.every((b) => isUtf8(b))) RAW.set(envelope, raw.map((b) => Buffer.from(b)));
+  return envelope;
 }
 
+/** The bytes of the addresses of a parsed envelope that is not all UTF-8: sender, then recipients. */
+const RAW = new WeakMap<QmailEnvelope, Buffer[]>();
+
+/**
+ * The envelope's bytes. An address of a parsed envelope that was not UTF-8 is written with the
+ * bytes it was read from, as long as it is still the text it was read as.
+ */
 export function encodeEnvelope(envelope: QmailEnvelope): Buffer {
-  return Buffer.from(`F${envelope.sender}\0${envelope.recipients.map((r) => `T${r}\0`).join('')}\0`, 'utf8');
+  const raw = RAW.get(envelope);
+  const bytes = (text: string, i: number): Buffer => {
+    const original = raw?.[i];
+    return original && original.toString('utf8') === text ? original : Buffer.from(text, 'utf8');
+  };
+  const parts = [Buffer.from('F'), bytes(envelope.sender, 0), Buffer.from([0])];
+  envelope.recipients.forEach((r, i) => parts.push(Buffer.from('T'), bytes(r, i + 1), Buffer.from([0])));
+  parts.push(Buffer.from([0]));
+  return Buffer.concat(parts);
 }
