@@ -52,7 +52,7 @@ export function parseReadsocketRequest(text: string): ReadsocketRequest {
   }
   const stage = (fields.get('stage') ?? '').trim().toLowerCase();
   if (!(READSOCKET_STAGES as readonly string[]).includes(stage)) {
-    throw new ReadsocketProtocolError(`stage must be one of ${READSOCKET_STAGES.join(', ')}; got ${JSON.stringify(stage)}`);
+    throw new ReadsocketProtocolError(`stage must be one of ${READSOCKET_STAGES.join(', ')}; got ${JSON.stringify(stage.slice(0, 60))}`);
   }
   const req: ReadsocketRequest = { stage: stage as ReadsocketStage, ip: (fields.get('ip') ?? '').trim() };
   const opt = (name: string) => {
