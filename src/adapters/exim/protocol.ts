@@ -66,11 +66,11 @@ export function parseReadsocketRequest(text: string): ReadsocketRequest {
   const id = opt('id');
   if (id) req.id = id;
   const sender = fields.get('sender');
-  if (sender !== undefined) req.sender = sender.trim().replace(/^<(.*)>$/, '$1');
+  if (sender !== undefined) req.sender = sender.trim().replace(/^<(.*)>$/s, '$1');
   const recipient = opt('recipient');
-  if (recipient) req.recipient = recipient.replace(/^<(.*)>$/, '$1');
+  if (recipient) req.recipient = recipient.replace(/^<(.*)>$/s, '$1');
   const recipients = opt('recipients');
-  if (recipients) req.recipients = recipients.split(',').map((r) => r.trim().replace(/^<(.*)>$/, '$1')).filter((r) => r !== '');
+  if (recipients) req.recipients = recipients.split(',').map((r) => r.trim().replace(/^<(.*)>$/s, '$1')).filter((r) => r !== '');
   const queueId = opt('queue_id');
   if (queueId) req.queueId = queueId;
   const headers = opt('headers');
