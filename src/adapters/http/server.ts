@@ -20,7 +20,7 @@ export interface HttpAdapterOptions {
   connections?: ConnectionTracker;
 }
 
-class HttpError extends Error {
+export class HttpError extends Error {
   readonly status: number;
   constructor(status: number, message: string) {
     super(message);
