@@ -31,7 +31,7 @@ export interface QmailEnvelope {
 export function parseEnvelope(bytes: Uint8Array): QmailEnvelope {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length === 0) throw new EnvelopeError(QQ_READ_ERROR, 'empty envelope');
-  const fields: string[] = [];
+  const fields: Buffer[] = [];
   let start = 0;
   for (;;) {
     const nul = buf.indexOf(0, start);
