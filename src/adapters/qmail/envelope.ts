@@ -70,7 +70,7 @@ export function encodeEnvelope(envelope: QmailEnvelope): Buffer {
     return original && original.toString('utf8') === text ? original : Buffer.from(text, 'utf8');
   };
   const parts = [Buffer.from('F'), bytes(envelope.sender, 0), Buffer.from([0])];
-  envelope.recipients.forEach((r, i) => parts.push(Buffer.from('T'), bytes(r, i + 1), Buffer.from([0])));
+  for (const [i, r] of envelope.recipients.entries()) parts.push(Buffer.from('T'), bytes(r, i + 1), Buffer.from([0]));
   parts.push(Buffer.from([0]));
   return Buffer.concat(parts);
 }
