@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 
-const FUZZERS = ['dns-decode.ts', 'spf-parse.ts', 'config.ts', 'siq.ts', 'siq-server.ts', 'dmarc.ts', 'milter.ts', 'dkim.ts', 'arc.ts', 'smtp.ts', 'policyd.ts', 'replay.ts'];
+const FUZZERS = ['dns-decode.ts', 'spf-parse.ts', 'config.ts', 'siq.ts', 'siq-server.ts', 'dmarc.ts', 'milter.ts', 'dkim.ts', 'arc.ts', 'smtp.ts', 'policyd.ts', 'replay.ts', 'exim.ts', 'qmail.ts', 'http-api.ts'];
 const inputs = process.argv[2] ?? '100000';
 let failed = 0;
 for (const file of FUZZERS) {
