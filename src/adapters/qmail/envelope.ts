@@ -1,10 +1,10 @@
 /**
  * qmail-queue's envelope (qmail-queue(8)): `F<sender>\0`, then `T<recipient>\0` per recipient,
  * then one more `\0`. The sender may be empty (the null sender); there is at least one recipient.
- * qmail is 8-bit clean: addresses are read as UTF-8, and one that is not UTF-8 is written back
- * with the bytes it came with.
+ * Addresses are read as UTF-8 for the checks (an 8-bit address that is not UTF-8 reads with
+ * U+FFFD); qmail is 8-bit clean, so the wrapper hands the real qmail-queue the envelope's own
+ * bytes, never one re-encoded from these strings.
  */
-import { isUtf8 } from 'node:buffer';
 
 /** qmail-queue's own exit codes for a bad envelope. */
 export const QQ_READ_ERROR = 54;
@@ -49,28 +49,14 @@ export function parseEnvelope(bytes: Uint8Array): QmailEnvelope {
   for (const f of rest) {
     if (f[0] !== 0x54) throw new EnvelopeError(QQ_ENVELOPE_FORMAT, `envelope field ${JSON.stringify(f.subarray(0, 40).toString('utf8'))} is not T<recipient>`);
   }
-  const raw = [first, ...rest].map((f) => f.subarray(1));
-  const [sender, ...recipients] = raw.map((b) => b.toString('utf8'));
-  const envelope = { sender: sender!, recipients };
-  if (!raw.every((b) => isUtf8(b))) RAW.set(envelope, raw.map((b) => Buffer.from(b)));
-  return envelope;
+  const [sender, ...recipients] = [first, ...rest].map((f) => f.subarray(1).toString('utf8'));
+  return { sender: sender!, recipients };
 }
 
-/** The bytes of the addresses of a parsed envelope that is not all UTF-8: sender, then recipients. */
-const RAW = new WeakMap<QmailEnvelope, Buffer[]>();
-
-/**
- * The envelope's bytes. An address of a parsed envelope that was not UTF-8 is written with the
- * bytes it was read from, as long as it is still the text it was read as.
- */
+/** The envelope's bytes, addresses in UTF-8 (tests, and envelopes checkid makes itself). */
 export function encodeEnvelope(envelope: QmailEnvelope): Buffer {
-  const raw = RAW.get(envelope);
-  const bytes = (text: string, i: number): Buffer => {
-    const original = raw?.[i];
-    return original && original.toString('utf8') === text ? original : Buffer.from(text, 'utf8');
-  };
-  const parts = [Buffer.from('F'), bytes(envelope.sender, 0), Buffer.from([0])];
-  for (const [i, r] of envelope.recipients.entries()) parts.push(Buffer.from('T'), bytes(r, i + 1), Buffer.from([0]));
+  const parts = [Buffer.from(`F${envelope.sender}\0`, 'utf8')];
+  for (const r of envelope.recipients) parts.push(Buffer.from(`T${r}\0`, 'utf8'));
   parts.push(Buffer.from([0]));
   return Buffer.concat(parts);
 }

@@ -20,7 +20,7 @@ import type { Readable } from 'node:stream';
 import { type Engine, type Logger, parseHeaderBlock } from '../../engine/engine.ts';
 import type { HeaderField, HeaderRemoval, Verdict } from '../../engine/verdict.ts';
 import { type Answer, StagedSession } from '../policyd/staged.ts';
-import { EnvelopeError, encodeEnvelope, parseEnvelope, type QmailEnvelope } from './envelope.ts';
+import { EnvelopeError, parseEnvelope, type QmailEnvelope } from './envelope.ts';
 
 /** qmail-queue exit codes (qmail-queue(8)) the wrapper itself uses. */
 export const QQ_OK = 0;
@@ -134,8 +134,11 @@ export function rewriteMessage(message: Buffer, headers: HeaderField[], removals
   return Buffer.concat([Buffer.from(top.join(''), 'utf8'), Buffer.from(kept.join(''), 'latin1'), message.subarray(end)]);
 }
 
-/** Runs the real qmail-queue with the message on fd 0 and the envelope on fd 1; resolves with its exit code. */
-export function handOver(qmailQueue: string, message: Buffer, envelope: QmailEnvelope, passErrorFd: number | null, env: Record<string, string | undefined>): Promise<number> {
+/**
+ * Runs the real qmail-queue with the message on fd 0 and the envelope on fd 1 (the bytes qmail
+ * gave us: qmail is 8-bit clean); resolves with its exit code.
+ */
+export function handOver(qmailQueue: string, message: Buffer, envelope: Buffer, passErrorFd: number | null, env: Record<string, string | undefined>): Promise<number> {
   return new Promise((resolve, reject) => {
     const stdio: Array<'pipe' | 'inherit' | 'ignore' | number> = ['pipe', 'pipe', 'inherit'];
     if (passErrorFd !== null) stdio.push('ignore', 'ignore', 'ignore', passErrorFd);
@@ -146,7 +149,7 @@ export function handOver(qmailQueue: string, message: Buffer, envelope: QmailEnv
     // like qmail_open's caller: the whole message first, then the envelope
     // (Node's stdio pipes are socket pairs: the child's fd 1 can be written to)
     const envelopeSide = child.stdout as unknown as NodeJS.WritableStream;
-    child.stdin!.end(message, () => envelopeSide.end(encodeEnvelope(envelope)));
+    child.stdin!.end(message, () => envelopeSide.end(envelope));
     child.once('exit', (code, signal) => resolve(code ?? (signal ? QQ_INTERNAL : QQ_TEMPORARY)));
   });
 }
@@ -166,10 +169,12 @@ export async function runQmailQueueWrapper(io: QmailQueueIo, options: QmailQueue
     return { exitCode, ...(v ? { verdict: v } : {}) };
   };
   let message: Buffer;
+  let envelopeBytes: Buffer;
   let envelope: QmailEnvelope;
   try {
     message = await readAll(io.message);
-    envelope = parseEnvelope(await readAll(io.envelope));
+    envelopeBytes = await readAll(io.envelope);
+    envelope = parseEnvelope(envelopeBytes);
   } catch (err) {
     if (err instanceof EnvelopeError) {
       log('warn', 'bad envelope from qmail', { error: err.message, exit: err.exitCode });
@@ -180,7 +185,7 @@ export async function runQmailQueueWrapper(io: QmailQueueIo, options: QmailQueue
   }
   const pass = async (body: Buffer, verdict?: Verdict): Promise<QmailOutcome> => {
     try {
-      const exitCode = await handOver(options.qmailQueue, body, envelope, io.passErrorFd, io.env);
+      const exitCode = await handOver(options.qmailQueue, body, envelopeBytes, io.passErrorFd, io.env);
       return { exitCode, queued: body, ...(verdict ? { verdict } : {}) };
     } catch (err) {
       log('error', 'could not run the real qmail-queue', { path: options.qmailQueue, error: (err as Error).message });

@@ -120,6 +120,11 @@ test('accepted: our fields prepended, then the message and the same envelope han
   // qmail-queue's own refusal passes through
   const refused = await run(msg, envelope, { TCPREMOTEIP: '127.0.0.1' }, { fakeExit: 53 });
   assert.equal(refused.exitCode, 53);
+  // qmail is 8-bit clean: addresses that are not UTF-8 reach qmail-queue with their own bytes
+  const eightBit = 'Fj\xfcrgen@pass.adapter.example\0Tb@dest.example\0T\xe9t\xe9@dest.example\0\0';
+  const passed = await run(msg, eightBit, { TCPREMOTEIP: '127.0.0.1' });
+  assert.equal(passed.exitCode, 0);
+  assert.equal(passed.queued?.envelope, eightBit);
 });
 
 test('refused: 31 / 71 without the custom-error channel, 82 with "D"/"Z" text on it; nothing queued', async () => {
