@@ -178,14 +178,15 @@ export function parseHeaderBlock(block: string): Array<[string, string]> {
   const lines = block.split(/\r?\n/);
   for (const line of lines) {
     if (line === '') break;
-    if (/^[ \t]/.test(line) && out.length > 0) {
-      const last = out[out.length - 1]!;
-      last[1] += `\r\n${line}`;
+    if (/^[ \t]/.test(line)) {
+      // a continuation; one before any field has nothing to continue and is dropped
+      if (out.length > 0) out[out.length - 1]![1] += `\r\n${line}`;
       continue;
     }
     const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    out.push([line.slice(0, colon).trimEnd(), line.slice(colon + 1).replace(/^[ \t]/, '')]);
+    const name = colon > 0 ? line.slice(0, colon).trimEnd() : '';
+    if (name === '') continue;
+    out.push([name, line.slice(colon + 1).replace(/^[ \t]/, '')]);
   }
   return out;
 }

@@ -112,3 +112,10 @@ test('ARC: a passing chain sealed by a trusted forwarder overrides a DMARC p=rej
   assert.match(trusted.verdict.explanation.join(' '), /sealed by trusted forwarder\.example/);
   assert.match(trusted.headers[0]!.text.replace(/\r\n\t/g, ' '), /arc=pass \(i=1\)/);
 });
+
+test('splitMessage: a line without a field name, or a continuation before any field, is not a field', () => {
+  assert.deepEqual(splitMessage(' : leading continuation\r\nA: 1\r\n\tfolded\r\nno colon here\r\n: empty name\r\nB:2\r\n\r\nbody').headers, [
+    ['A', '1\r\n\tfolded'],
+    ['B', '2'],
+  ]);
+});
