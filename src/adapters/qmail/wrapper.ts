@@ -20,7 +20,7 @@ import type { Readable } from 'node:stream';
 import { type Engine, type Logger, parseHeaderBlock } from '../../engine/engine.ts';
 import type { HeaderField, HeaderRemoval, Verdict } from '../../engine/verdict.ts';
 import { type Answer, StagedSession } from '../policyd/staged.ts';
-import { EnvelopeError, parseEnvelope, type QmailEnvelope } from './envelope.ts';
+import { EnvelopeError, parseEnvelope, QQ_ENVELOPE_FORMAT, type QmailEnvelope } from './envelope.ts';
 
 /** qmail-queue exit codes (qmail-queue(8)) the wrapper itself uses. */
 export const QQ_OK = 0;
@@ -56,11 +56,24 @@ export interface QmailOutcome {
   queued?: Buffer;
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
+async function readAll(stream: Readable, max = Number.POSITIVE_INFINITY, tooLong?: () => Error): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer));
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : (chunk as Buffer);
+    size += b.length;
+    if (size > max) throw tooLong?.() ?? new Error(`over ${max} bytes`);
+    chunks.push(b);
+  }
   return Buffer.concat(chunks);
 }
+
+/**
+ * The most envelope bytes read (an address is at most about 1,000 bytes: 16 MiB is some 16,000
+ * recipients); more is refused as a bad envelope rather than held. The message itself is bounded
+ * by qmail-smtpd's databytes.
+ */
+export const MAX_ENVELOPE_BYTES = 16 * 1024 * 1024;
 
 /** Where the header block ends: the index of the blank line's first byte, and the separator length. */
 function headerEnd(message: Buffer): { end: number; sep: number } {
@@ -173,7 +186,7 @@ export async function runQmailQueueWrapper(io: QmailQueueIo, options: QmailQueue
   let envelope: QmailEnvelope;
   try {
     message = await readAll(io.message);
-    envelopeBytes = await readAll(io.envelope);
+    envelopeBytes = await readAll(io.envelope, MAX_ENVELOPE_BYTES, () => new EnvelopeError(QQ_ENVELOPE_FORMAT, `envelope over ${MAX_ENVELOPE_BYTES} bytes`));
     envelope = parseEnvelope(envelopeBytes);
   } catch (err) {
     if (err instanceof EnvelopeError) {

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { EnvelopeError, encodeEnvelope, parseEnvelope } from '../../../src/adapters/qmail/envelope.ts';
-import { heloFromReceived, type QmailQueueIo, rewriteMessage, runQmailQueueWrapper } from '../../../src/adapters/qmail/wrapper.ts';
+import { heloFromReceived, MAX_ENVELOPE_BYTES, type QmailQueueIo, rewriteMessage, runQmailQueueWrapper } from '../../../src/adapters/qmail/wrapper.ts';
 import { tempDir } from '../../support/fixtures.ts';
 import { adapterEngine } from '../policyd/helpers.ts';
 
@@ -161,6 +161,12 @@ test('DISCARD exits 0 and queues nothing; SMTPHELOHOST wins over the Received: l
 test('a bad envelope is refused with qmail-queue\'s own codes, before any check', async () => {
   assert.equal((await run('Subject: x\n\nb\n', 'Fa@b\0Tc@d\0', { TCPREMOTEIP: '127.0.0.1' })).exitCode, 54);
   assert.equal((await run('Subject: x\n\nb\n', 'Ta@b\0\0', { TCPREMOTEIP: '127.0.0.1' })).exitCode, 91);
+  // an envelope beyond MAX_ENVELOPE_BYTES is refused as malformed, not held in memory
+  const recipient = `T${'r'.repeat(1000)}@example.org\0`;
+  const huge = `Fa@b\0${recipient.repeat(Math.ceil(MAX_ENVELOPE_BYTES / recipient.length) + 1)}\0`;
+  const big = await run('Subject: x\n\nb\n', huge, { TCPREMOTEIP: '127.0.0.1' });
+  assert.equal(big.exitCode, 91);
+  assert.equal(big.queued, null);
 });
 
 test('a qmail-queue that cannot be run is a temporary failure', async () => {
