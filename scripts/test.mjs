@@ -53,6 +53,20 @@ const timeout = process.env.CHECKID_TEST_TIMEOUT_MS ?? '180000';
 // in a directory of this run, never in /var/lib/checkid or the user's ~/.local/state
 const stateDir = mkdtempSync(join(tmpdir(), 'checkid-test-state-'));
 process.env.STATE_DIRECTORY = stateDir;
-const r = spawnSync(process.execPath, ['--test', '--test-force-exit', `--test-reporter=${reporter}`, `--test-timeout=${timeout}`, ...files], { stdio: 'inherit' });
+// No --test-force-exit: it ends a test file's process before the runner has read all its
+// results, so the last tests of some files went unreported (and uncounted). A file that keeps a
+// handle open after its tests instead stalls the run, which this bound turns into a failure.
+const runLimit = Number(process.env.CHECKID_TEST_RUN_TIMEOUT_MS ?? 30 * 60_000);
+const r = spawnSync(process.execPath, ['--test', `--test-reporter=${reporter}`, `--test-timeout=${timeout}`, ...files], {
+  stdio: 'inherit',
+  timeout: runLimit,
+  killSignal: 'SIGKILL',
+});
 rmSync(stateDir, { recursive: true, force: true });
+if (r.error || r.signal) {
+  console.error(
+    `\nnpm test: the test run did not end within ${Math.round(runLimit / 1000)} s (${r.error?.message ?? r.signal}): a test file probably keeps a handle open after its tests; the output above shows the last file that reported`,
+  );
+  process.exit(1);
+}
 process.exit(r.status ?? 1);
