@@ -53,7 +53,7 @@ export function parseEnvelope(bytes: Uint8Array): QmailEnvelope {
   return { sender: sender!, recipients };
 }
 
-/** The envelope's bytes, addresses in UTF-8 (tests, and envelopes checkid makes itself). */
+/** The envelope's bytes, addresses in UTF-8: for tests and the fuzzer (the wrapper passes on the bytes it read). */
 export function encodeEnvelope(envelope: QmailEnvelope): Buffer {
   const parts = [Buffer.from(`F${envelope.sender}\0`, 'utf8')];
   for (const r of envelope.recipients) parts.push(Buffer.from(`T${r}\0`, 'utf8'));
